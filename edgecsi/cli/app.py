@@ -1,0 +1,11 @@
+"""The typer application object every command module registers on."""
+
+import typer
+
+app = typer.Typer(
+    name="edgecsi",
+    help="WiFi sensing from CSI: parse, train, adapt, export, and run on the gateway.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
