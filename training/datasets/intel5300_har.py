@@ -1,0 +1,91 @@
+"""Intel 5300 HAR: 11 activities x 5 persons x 2 rooms (bedroom, meeting room), Xiaoqiang Zhu's set.
+
+File (read in place): har_2env.npz with csi_int8 int8 (2101, 3 rx, 30 subcarriers, 200 packets, re/im)
+and scale float32 (2101, 200) per packet; the processed complex CSI is exactly
+``(re + 1j*im) * scale[:, None, None, :]`` (the get_scaled_csi output of the source .mat files).
+Each sample is 200 packets at 20 packets/s (10 s).
+
+Returned WindowSet:
+  x        representation="amplitude" (default): float32[window, time=200, feature=90],
+           feature = rx * 30 + subcarrier, value |CSI|
+           representation="iq": float32[window, 200, 180], feature = part * 90 + rx * 30 + subcarrier,
+           part 0 = real, 1 = imaginary
+  y        int64 activity index into LABELS (source activity id - 1)
+  domains  "room": "bedroom" | "meetingroom"; "person": abid, hhj, zly, zxq, zyy; "repetition": int
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgecsi.training.datasets.base import WindowSet
+
+NAME = "intel5300_har_2env_5person"
+FILE = "har_2env.npz"
+LABELS = ["lying", "sitting", "running", "walking", "pick up", "wave hand", "jump", "squat",
+          "sit down", "stand up", "fall down"]
+_CHUNK = 256   # samples converted at a time, bounds the float temporaries (~50 MB)
+
+
+def load(directory: Path, *, representation: str = "amplitude",
+         rooms: tuple[str, ...] | list[str] | None = None) -> WindowSet:
+    """Load the set; ``rooms`` restricts to some of ("bedroom", "meetingroom")."""
+    path = Path(directory) / FILE
+    if representation not in ("amplitude", "iq"):
+        raise ValueError(f"{NAME}: representation must be 'amplitude' or 'iq', not {representation!r}")
+    with np.load(path) as z:
+        env_names = [str(s) for s in z["env_names"]]
+        person_names = [str(s) for s in z["person_names"]]
+        activity_names = [str(s) for s in z["activity_names"]]
+        if activity_names[1:] != LABELS:
+            raise ValueError(f"{path}: activity_names {activity_names} differ from {LABELS}")
+        room = np.array(env_names)[z["env"]]
+        keep = np.ones(len(room), bool) if rooms is None else np.isin(room, list(rooms))
+        csi = z["csi_int8"]          # (n, rx, sub, packet, re/im); decompressed once, ~76 MB
+        scale = z["scale"]
+        x = _features(csi, scale, keep, representation)
+        y = z["activity"][keep].astype(np.int64) - 1
+        domains = {
+            "room": room[keep],
+            "person": np.array(person_names)[z["person"][keep]],
+            "repetition": z["repetition"][keep].astype(np.int64),
+        }
+        files = z["file_names"][keep]
+    return WindowSet(
+        name=NAME, task="activity", x=x, y=y, labels=list(LABELS), domains=domains,
+        meta={
+            "source": str(path), "representation": representation,
+            "features": ("x[window, packet, rx*30+subcarrier] |CSI|" if representation == "amplitude" else
+                         "x[window, packet, part*90+rx*30+subcarrier], part 0=real 1=imag"),
+            "sampling_rate_hz": 20.0, "window_packets": 200,
+            "hardware": "Intel 5300 NIC TX and RX (PCs), 3 rx antennas, 30 subcarrier groups",
+            "sensing": "device-free",
+            "license": "none stated in the source repo: internal evaluation only, ask the author to redistribute",
+            "cite": "S. Hu et al., Proto-CSNet, MSN 2024, doi:10.1109/MSN63567.2024.00018",
+            "published": {"note": "Proto-CSNet accuracy table not retrieved",
+                          "own_sanity_rf300": {"within_bedroom_5fold": 0.693, "within_meetingroom_5fold": 0.524,
+                                               "bedroom->meetingroom": 0.214, "meetingroom->bedroom": 0.274}},
+            "file_names": files,
+        },
+    )
+
+
+def _features(csi: np.ndarray, scale: np.ndarray, keep: np.ndarray, representation: str) -> np.ndarray:
+    """int8 (n, rx, sub, packet, 2) + scale (n, packet) -> float32 [n, packet, feature], in chunks."""
+    rows = np.flatnonzero(keep)
+    n_rx, n_sub, n_pkt = csi.shape[1:4]
+    width = n_rx * n_sub * (1 if representation == "amplitude" else 2)
+    out = np.empty((len(rows), n_pkt, width), np.float32)
+    for start in range(0, len(rows), _CHUNK):
+        sel = rows[start:start + _CHUNK]
+        part = csi[sel].astype(np.float32)                                   # (c, rx, sub, packet, 2)
+        s = scale[sel][:, None, None, :]
+        if representation == "amplitude":
+            feat = np.hypot(part[..., 0], part[..., 1]) * s                    # (c, rx, sub, packet)
+            out[start:start + len(sel)] = feat.transpose(0, 3, 1, 2).reshape(len(sel), n_pkt, -1)
+        else:
+            feat = (part * s[..., None]).transpose(0, 3, 4, 1, 2)              # (c, packet, 2, rx, sub)
+            out[start:start + len(sel)] = feat.reshape(len(sel), n_pkt, -1)
+    return out
