@@ -85,7 +85,7 @@ _register(DatasetInfo(
     path="esp32_wical_crowd_2rooms_3days",
     module="wical",
     tasks=("counting", "localization"),
-    domains=("room", "day", "row"),
+    domains=("room", "day", "file", "row"),
     license="none stated (internal evaluation only)",
     windows={"counting": 3582 + 6567, "localization": 2985 + 5985},
     features="x[window, 1, 420 (counting) | 356 (localization) hand-crafted features of 4 links]",
