@@ -16,3 +16,12 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_dir() -> Path:
     return REPO
+
+
+@pytest.fixture
+def broker(tmp_path):
+    from services import Broker
+
+    b = Broker(tmp_path).start()
+    yield b
+    b.stop()
