@@ -9,3 +9,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _root() -> None:
+    """WiFi sensing from CSI: parse, train, adapt, export, and run on the gateway."""
+    # A callback keeps typer in multi-command mode even while only one command module is
+    # present; without it `edgecsi datasets` collapses to a bare `edgecsi`.
