@@ -55,3 +55,42 @@ class Broker:
             self.proc.terminate()
             self.proc.wait(5)
         self.proc = None
+
+
+class SshServer:
+    """A real OpenSSH server on 127.0.0.1 accepting one generated key (for the current user)."""
+
+    def __init__(self, workdir: Path) -> None:
+        sshd = Path("/usr/sbin/sshd")
+        if not sshd.exists() or shutil.which("ssh") is None:
+            pytest.skip("OpenSSH server/client not installed (scripts/setup.sh installs them)")
+        self.dir = workdir / "sshd"
+        self.dir.mkdir()
+        self.port = free_port()
+        for name in ("host_key", "client_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.dir / name)], check=True)
+        (self.dir / "authorized_keys").write_text((self.dir / "client_key.pub").read_text())
+        os_user = __import__("getpass").getuser()
+        self.user = os_user
+        (self.dir / "sshd_config").write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.dir / 'host_key'}\n"
+            f"AuthorizedKeysFile {self.dir / 'authorized_keys'}\nPasswordAuthentication no\n"
+            f"KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
+            f"PidFile {self.dir / 'sshd.pid'}\nSubsystem sftp internal-sftp\n")
+        Path("/run/sshd").mkdir(exist_ok=True)
+        self.proc = subprocess.Popen([str(sshd), "-D", "-e", "-f", str(self.dir / "sshd_config")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    @property
+    def target(self) -> str:
+        return f"{self.user}@127.0.0.1:{self.port}"
+
+    @property
+    def ssh_options(self) -> list[str]:
+        return ["-i", str(self.dir / "client_key"), "-o", "StrictHostKeyChecking=no",
+                "-o", f"UserKnownHostsFile={self.dir / 'known_hosts'}", "-o", "LogLevel=ERROR"]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(5)
