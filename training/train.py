@@ -65,10 +65,10 @@ from edgecsi.training.datasets import load as load_dataset
 from edgecsi.training.datasets.splits import Split
 from edgecsi.training.metrics import classification_metrics, coords_metrics, headline, value_metrics
 from edgecsi.training.models import DEFAULT_MODEL, INPUT_LAYOUT, CSIModel, build_from_arch, build_model
+from edgecsi.training.holdout import class_coords, resolve_target, stratified_subsample, targets, validation_part
 from edgecsi.training.split_spec import resolve_split
 
 RUN_FORMAT = "edgecsi-run/1"
-TARGETS = ("class", "value", "coords")
 
 
 @dataclass
@@ -124,15 +124,15 @@ def train(task: str, dataset: "str | WindowSet", split: "str | Split | None", mo
     ws, dataset_desc = _resolve_dataset(task, dataset, dataset_options)
     sp = resolve_split(ws, split)
     sp.check_disjoint()
-    target = _resolve_target(ws, target)
-    train_idx, val_idx, val_source = _validation_part(ws, sp, val_fraction, val_group, rng)
+    target = resolve_target(ws, target)
+    train_idx, val_idx, val_source = validation_part(ws, sp, val_fraction, val_group, rng)
     if max_train_windows and len(train_idx) > max_train_windows:
-        train_idx = _stratified_subsample(ws, train_idx, max_train_windows, rng, target)
+        train_idx = stratified_subsample(ws, train_idx, max_train_windows, rng, target)
     if len(train_idx) == 0:
         raise ValueError(f"{ws.name} [{sp.name}]: no training windows")
 
     x_all = ws.x
-    y_all = _targets(ws, target)
+    y_all = targets(ws, target)
     n_outputs = ws.n_classes if target == "class" else (1 if target == "value" else 2)
     name = model or DEFAULT_MODEL.get(task)
     if name is None:
@@ -153,13 +153,13 @@ def train(task: str, dataset: "str | WindowSet", split: "str | Split | None", mo
         _fold_target_scale(net.head, t_mean, t_std)
     net.eval()
 
-    class_coords = _class_coords(ws, train_idx) if target == "class" else None
+    rp_coords = class_coords(ws, train_idx) if target == "class" else None
     metrics: dict[str, Any] = {"task": task, "target": target, "test": {}}
     for test_name, idx in sp.tests().items():
-        metrics["test"][test_name] = evaluate(net, ws, idx, target, class_coords)
+        metrics["test"][test_name] = evaluate(net, ws, idx, target, rp_coords)
     if len(val_idx):
-        metrics["val"] = evaluate(net, ws, val_idx, target, class_coords)
-    metrics["train"] = evaluate(net, ws, train_idx, target, class_coords)
+        metrics["val"] = evaluate(net, ws, val_idx, target, rp_coords)
+    metrics["train"] = evaluate(net, ws, train_idx, target, rp_coords)
     metrics["best_epoch"] = best_epoch
     metrics["epochs_run"] = len(history["train_loss"])
 
@@ -179,7 +179,7 @@ def train(task: str, dataset: "str | WindowSet", split: "str | Split | None", mo
                           "target_std": None if t_std is None else t_std.tolist(),
                           "target_folded_into_head": t_mean is not None},
         "pipeline": pipeline_config,
-        "class_coords": None if class_coords is None else class_coords.tolist(),
+        "class_coords": None if rp_coords is None else rp_coords.tolist(),
         "dataset": dataset_desc,
         "split": {"name": sp.name, "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "val_source": val_source,
                   "n_test": {k: int(len(v)) for k, v in sp.tests().items()}},
@@ -222,12 +222,12 @@ def predict(model: nn.Module, x: np.ndarray, *, batch: int = 4096) -> np.ndarray
 
 
 def evaluate(model: nn.Module, ws: WindowSet, idx: np.ndarray, target: str,
-             class_coords: np.ndarray | None = None) -> dict:
+             rp_coords: np.ndarray | None = None) -> dict:
     """Metrics of ``model`` on windows ``idx`` of ``ws`` (see ``edgecsi.training.metrics``)."""
     out = predict(model, ws.x[idx])
     if target == "class":
-        true_coords = ws.coords[idx] if (class_coords is not None and ws.coords is not None) else None
-        return classification_metrics(ws.y[idx], out.argmax(axis=1), ws.n_classes, class_coords, true_coords)
+        true_coords = ws.coords[idx] if (rp_coords is not None and ws.coords is not None) else None
+        return classification_metrics(ws.y[idx], out.argmax(axis=1), ws.n_classes, rp_coords, true_coords)
     if target == "value":
         return value_metrics(ws.y[idx], out[:, 0])
     return coords_metrics(ws.coords[idx], out)
@@ -249,68 +249,12 @@ def _resolve_dataset(task: str, dataset, options: dict | None) -> tuple[WindowSe
                 "x_shape": list(ws.x.shape), "license": ws.meta.get("license", "")}
 
 
-def _resolve_target(ws: WindowSet, target: str) -> str:
-    if target == "auto":
-        return "value" if ws.is_regression else "class"
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {TARGETS} or 'auto', not {target!r}")
-    if target == "class" and ws.is_regression:
-        raise ValueError(f"{ws.name}: regression set, no classes (load it with class labels)")
-    if target == "coords" and (ws.coords is None or not np.isfinite(ws.coords).all()):
-        raise ValueError(f"{ws.name}: target 'coords' needs coordinates for every window")
-    return target
 
 
-def _targets(ws: WindowSet, target: str) -> np.ndarray:
-    if target == "class":
-        return ws.y.astype(np.int64)
-    if target == "value":
-        return ws.y.astype(np.float32).reshape(-1, 1)
-    return ws.coords.astype(np.float32)
 
 
-def _validation_part(ws: WindowSet, sp: Split, fraction: float, group: str | None,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
-    """(train, val, how val was chosen): the split's own val, else carved out of split.train."""
-    if len(sp.val):
-        return sp.train, sp.val, "split.val"
-    train = np.asarray(sp.train, np.int64)
-    if fraction <= 0 or len(train) < 10:
-        return train, np.zeros(0, np.int64), "none"
-    if group:
-        values = ws.domains[group][train]
-        groups = rng.permutation(np.unique(values))
-        want, taken, chosen = fraction * len(train), 0, []
-        for g in groups[:-1]:                      # always leave at least one group to train on
-            if taken >= want:
-                break
-            chosen.append(g)
-            taken += int((values == g).sum())
-        is_val = np.isin(values, chosen)
-        return train[~is_val], train[is_val], f"groups of {group!r}: {[_plain(g) for g in chosen]}"
-    # Class-stratified random windows (regression: plain random).
-    is_val = np.zeros(len(train), bool)
-    if ws.is_regression:
-        is_val[rng.permutation(len(train))[: int(round(fraction * len(train)))]] = True
-    else:
-        y = ws.y[train]
-        for c in np.unique(y):
-            members = rng.permutation(np.flatnonzero(y == c))
-            k = int(round(fraction * len(members))) if len(members) >= 3 else 0
-            is_val[members[:k]] = True
-    return train[~is_val], train[is_val], f"stratified random {fraction:.0%} of split.train"
 
 
-def _stratified_subsample(ws: WindowSet, idx: np.ndarray, n: int, rng: np.random.Generator, target: str) -> np.ndarray:
-    if target != "class":
-        return np.sort(rng.choice(idx, n, replace=False))
-    y = ws.y[idx]
-    keep = []
-    for c in np.unique(y):
-        members = idx[y == c]
-        k = max(1, int(round(n * len(members) / len(idx))))
-        keep.append(rng.choice(members, min(k, len(members)), replace=False))
-    return np.sort(np.concatenate(keep))
 
 
 def _input_stats(x: np.ndarray, idx: np.ndarray, max_windows: int = 20000) -> tuple[np.ndarray, np.ndarray]:
@@ -320,18 +264,6 @@ def _input_stats(x: np.ndarray, idx: np.ndarray, max_windows: int = 20000) -> tu
     return flat.mean(axis=0), np.maximum(flat.std(axis=0), 1e-6)
 
 
-def _class_coords(ws: WindowSet, train_idx: np.ndarray) -> np.ndarray | None:
-    """Mean training coordinates of each class (reference-point positions), NaN where unknown."""
-    if ws.coords is None or ws.is_regression:
-        return None
-    cc = np.full((ws.n_classes, 2), np.nan)
-    y, xy = ws.y[train_idx], ws.coords[train_idx]
-    for c in np.unique(y):
-        pts = xy[y == c]
-        pts = pts[np.isfinite(pts).all(axis=1)]
-        if len(pts):
-            cc[c] = pts.mean(axis=0)
-    return cc if np.isfinite(cc).any() else None
 
 
 def _fold_target_scale(head: nn.Linear, mean: np.ndarray, std: np.ndarray) -> None:
