@@ -85,6 +85,7 @@ def _check_common(ws: WindowSet, task: str) -> None:
     assert set(D.DATASETS[ws.name].domains) == set(ws.domains)
     for col in ws.domains.values():
         assert len(col) == len(ws)
+    json.dumps(ws.meta)                       # meta is plain data: it goes into model cards
 
 
 # ---------------------------------------------------------------- WindowSet
@@ -176,6 +177,7 @@ def test_list_datasets_on_shared(root):
     assert all(r["present"] for r in rows.values())
     assert rows[ESP]["size_bytes"] > 20_000_000
     assert rows[WICAL]["tasks"] == ["counting", "localization"]
+    assert D.DATASETS[IVANET].size_on_disk(root) == rows[IVANET]["size_bytes"]
 
 
 # ---------------------------------------------------------------- ESP32-S2 temporal HAR

@@ -47,6 +47,14 @@ class DatasetInfo:
     features: str = ""             # what x[window, time, feature] holds (default options)
     sensing: str = ""              # "device-free" or "device-based"
 
+    def directory(self, root: Path | str | None = None) -> Path:
+        return dataset_root(root) / self.path
+
+    def size_on_disk(self, root: Path | str | None = None) -> int:
+        """Bytes under the data set's directory now (0 if absent)."""
+        from edgecsi.training.datasets.catalog import directory_size
+        return directory_size(self.directory(root))
+
 
 DATASETS: dict[str, DatasetInfo] = {}
 
@@ -73,7 +81,7 @@ _register(DatasetInfo(
     path="intel5300_har_2env_5person",
     module="intel5300_har",
     tasks=("activity",),
-    domains=("room", "person", "repetition"),
+    domains=("room", "person", "repetition", "file"),
     license="none stated (internal evaluation only)",
     windows={"activity": 2101},
     features="x[window, 200 packets, 3 rx x 30 subcarriers |CSI|]",

@@ -30,12 +30,12 @@ def list_datasets(root: Path | str | None = None) -> list[dict]:
     base = dataset_root(root)
     out = []
     for info in DATASETS.values():
-        directory = base / info.path
+        directory = info.directory(base)
         row = asdict(info)
         row["tasks"] = list(info.tasks)
         row["domains"] = list(info.domains)
         row["directory"] = str(directory)
         row["present"] = directory.is_dir()
-        row["size_bytes"] = directory_size(directory)
+        row["size_bytes"] = info.size_on_disk(base)
         out.append(row)
     return out

@@ -11,7 +11,8 @@ Returned WindowSet:
            representation="iq": float32[window, 200, 180], feature = part * 90 + rx * 30 + subcarrier,
            part 0 = real, 1 = imaginary
   y        int64 activity index into LABELS (source activity id - 1)
-  domains  "room": "bedroom" | "meetingroom"; "person": abid, hhj, zly, zxq, zyy; "repetition": int
+  domains  "room": "bedroom" | "meetingroom"; "person": abid, hhj, zly, zxq, zyy; "repetition": int;
+           "file": source .mat path (one per window, for tracing)
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def load(directory: Path, *, representation: str = "amplitude",
             "room": room[keep],
             "person": np.array(person_names)[z["person"][keep]],
             "repetition": z["repetition"][keep].astype(np.int64),
+            "file": z["file_names"][keep].astype(str),
         }
-        files = z["file_names"][keep]
     return WindowSet(
         name=NAME, task="activity", x=x, y=y, labels=list(LABELS), domains=domains,
         meta={
@@ -67,7 +68,6 @@ def load(directory: Path, *, representation: str = "amplitude",
             "published": {"note": "Proto-CSNet accuracy table not retrieved",
                           "own_sanity_rf300": {"within_bedroom_5fold": 0.693, "within_meetingroom_5fold": 0.524,
                                                "bedroom->meetingroom": 0.214, "meetingroom->bedroom": 0.274}},
-            "file_names": files,
         },
     )
 

@@ -66,7 +66,7 @@ def load(directory: Path, *, representation: str = "amplitude", skip_first: int 
             x = _scaled(raw, z["rssi"], z["agc"], z["noise"], rows, representation)
         y = z["location"][rows].astype(np.int64) - 1
         file_id = z["file_id"][rows].astype(np.int64)
-        file_names = np.asarray(z["file_names"])
+        file_names = [str(f) for f in z["file_names"]]
     day, period = day[rows], period[rows]
     session = np.char.add(np.char.add("d", np.char.zfill(day.astype(str), 2)),
                           np.char.add("_p", np.char.zfill(period.astype(str), 2)))
@@ -83,7 +83,7 @@ def load(directory: Path, *, representation: str = "amplitude", skip_first: int 
             "features": {"amplitude": "x[window, 1, tx*90+rx*30+subcarrier] |scaled CSI|",
                          "iq": "x[window, 1, part*180+tx*90+rx*30+subcarrier] scaled CSI, part 0=real 1=imag",
                          "raw_amplitude": "x[window, 1, tx*90+rx*30+subcarrier] |raw CSI|"}[representation],
-            "file_names": file_names,
+            "file_names": file_names,          # indexed by domains["file"]
             "hardware": "Intel 5300 RX (HummingBoard), 3 rx antennas, TP-Link AP 2 tx streams, ping every 0.5 s",
             "sensing": "device-based",
             "geometry": "8 positions on a 20 cm grid, l01-l04 and l05-l08 on two cabinets (exact layout not given)",

@@ -82,7 +82,7 @@ def load(directory: Path, *, splits: tuple[str, ...] | list[str] = ("ref", "test
             "source": str(directory), "representation": representation,
             "features": ("x[window, 1, 56 |CSI| subcarriers -28..-1,+1..+28]" if representation == "amplitude"
                          else "x[window, 1, 56 I then 56 Q, subcarriers -28..-1,+1..+28]"),
-            "subcarriers": np.concatenate([np.arange(-28, 0), np.arange(1, 29)]),
+            "subcarriers": list(range(-28, 0)) + list(range(1, 29)),
             "hardware": "Nexmon CSI (Broadcom, chip 0x0065), 5 GHz 802.11ac 20 MHz, 1 core 1 stream",
             "sensing": "device-based",
             "n_reference_points": len(ref_names),
