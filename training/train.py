@@ -181,7 +181,7 @@ def train(task: str, dataset: "str | WindowSet", split: "str | Split | None", mo
         "pipeline": pipeline_config,
         "class_coords": None if rp_coords is None else rp_coords.tolist(),
         "dataset": dataset_desc,
-        "split": {"name": sp.name, "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "val_source": val_source,
+        "split": {"name": sp.name, "spec": split if isinstance(split, str) or split is None else None, "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "val_source": val_source,
                   "n_test": {k: int(len(v)) for k, v in sp.tests().items()}},
         "training": {"epochs": epochs, "epochs_run": len(history["train_loss"]), "best_epoch": best_epoch,
                      "seed": seed, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
