@@ -321,6 +321,8 @@ def test_csu_coords_from_xlsx_match_npz(csu, root):
         np.testing.assert_allclose(csu.select(split=split).coords, want, atol=1e-5)
     missing = np.unique(csu.domains["point"][np.isnan(csu.coords[:, 0])])
     assert missing.tolist() == ["242_1", "A233_3"]
+    located = D.load(CSU, root=root, splits=["test"], require_coords=True)
+    assert len(located) == 16_568 - 200 and np.isfinite(located.coords).all()
 
 
 def test_csu_subcarrier_order_and_iq(root):

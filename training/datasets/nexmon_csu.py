@@ -38,11 +38,13 @@ VALID_BINS = np.concatenate([np.arange(36, 64), np.arange(1, 29)])
 
 def load(directory: Path, *, splits: tuple[str, ...] | list[str] = ("ref", "test"),
          paths: tuple[int, ...] | list[int] | None = None, representation: str = "amplitude",
-         infer_path: bool = True) -> WindowSet:
+         infer_path: bool = True, require_coords: bool = False) -> WindowSet:
     """Load reference and/or test packets, optionally only some corridors (``paths``).
 
     infer_path: two test points are stored with path -1 (unknown); their channel (chanspec) is used
     by exactly one corridor in the reference data, so that corridor is assigned. False keeps -1.
+    require_coords: drop the windows without coordinates (test points 242_1 and A233_3, 200 packets),
+    for coordinate-regression targets.
     """
     directory = Path(directory)
     if representation not in ("amplitude", "iq"):
@@ -62,7 +64,7 @@ def load(directory: Path, *, splits: tuple[str, ...] | list[str] = ("ref", "test
     keep = np.ones(len(names), bool)
     path_col = np.concatenate([p["path"] for p in parts])
     if paths is not None:
-        keep = np.isin(path_col, list(paths))
+        keep &= np.isin(path_col, list(paths))
     split_col = np.concatenate([np.full(len(p["point"]), s) for p, s in zip(parts, splits)])
     domains = {
         "split": split_col,
@@ -94,6 +96,8 @@ def load(directory: Path, *, splits: tuple[str, ...] | list[str] = ("ref", "test
             "path_inferred": {k: v for p in parts for k, v in p["inferred"].items()},
         },
     )
+    if require_coords:
+        keep &= np.isfinite(ws.coords).all(axis=1)
     return ws if keep.all() else ws.subset(keep)
 
 
