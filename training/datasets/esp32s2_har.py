@@ -47,8 +47,9 @@ def load(directory: Path, *, source: str = "windowed", window: int = 50, stride:
 
     source   "windowed": the authors' 03_WINDOWED windows (denoised; the paper's input; default).
              "labelled": window the raw 02_LABELLED amplitudes here, ``window`` packets every ``stride``
-             packets, only inside runs of one label (a window never straddles two activities). The
-             counts differ from the authors' (809 with 50/25: their DBSCAN/DWT step is not redone).
+             packets, only inside runs of one label (a window never straddles two activities), no
+             denoising. With 50/25 this gives 887 windows, not the authors' 809: their DBSCAN/DWT
+             pipeline is not redone and their exact window placement is not documented.
     days     which of D1..D4 to read.
     """
     directory = Path(directory)

@@ -114,7 +114,8 @@ def split_published(ws: WindowSet) -> list[Split]:
     esp32s2_temporal_har_geotecinit  one split: train D1T (e01..e08), test D1E (e09, e10),
                                      extra tests D2, D3, D4
     esp32_wical_crowd_2rooms_3days   leave-one-day(session)-out within each room (6 splits)
-    ivanet_csi_ips_2020_21           Dataset A: train d02..d18, val d19..d20, test d21..d23
+    ivanet_csi_ips_2020_21           Dataset A: train d02..d18, val d19..d20, test d21..d23 (the
+                                     authors used 2 of d23's 4 periods, unnamed; all 4 are used here)
     nexmon_csu_indoorloc_180rp       train on the reference points, test on the test points
     intel5300_har_2env_5person       nothing published; cross-room both ways (bedroom <-> meeting room)
     """
