@@ -189,3 +189,28 @@ def load_bundle(
 
     return Bundle(path=root, manifest=manifest, files=files, manifest_sha256=sha256_bytes(manifest_bytes),
                   signed_by=signed_by, warnings=tuple(warnings))
+
+
+def describe(bundle: Bundle) -> dict:
+    """The contract a bundle carries, for ``edgecsi bundle info``."""
+    m = bundle.manifest
+    return {
+        "path": str(bundle.path),
+        "bundle_version": bundle.version,
+        "schema_version": m.get("schema_version"),
+        "created": m.get("created"),
+        "task": bundle.task,
+        "labels": bundle.labels,
+        "input": m.get("input"),
+        "outputs": m.get("outputs"),
+        "precision": m.get("precision"),
+        "model": m.get("model"),
+        "source_formats": m.get("source_formats"),
+        "min_onnxruntime": m.get("min_onnxruntime"),
+        "base_model_sha256": m.get("base_model_sha256"),
+        "manifest_sha256": bundle.manifest_sha256,
+        "signed_by": bundle.signed_by,
+        "files": {k: v for k, v in m.get("files", {}).items()},
+        "pipeline": m.get("pipeline"),
+        "metrics": m.get("metrics"),
+    }

@@ -1,0 +1,141 @@
+"""``edgecsi export RUN_DIR --out BUNDLE``: a trained run -> a verified, quantized bundle.
+
+Steps: rebuild the model from the run directory, export fp32 ONNX (dynamic batch; dynamic
+time for models that accept any length), quantize to int8 calibrated on real training
+windows, measure parity (torch / ORT fp32 / ORT int8) on the held-out windows, refuse
+int8 when it loses more than ``max_int8_drop`` points, and write the bundle with its
+manifest (optionally signed).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecsi.errors import EdgeCSIError
+from edgecsi.export.bundle_writer import write_bundle
+from edgecsi.export.onnx_export import export_onnx, output_names
+from edgecsi.export.parity import ParityReport, parity_report
+from edgecsi.export.quantize import quantize_model
+from edgecsi.export.signing import sign_bundle
+
+
+class ExportError(EdgeCSIError):
+    pass
+
+
+@dataclass
+class HeldOut:
+    """Windows for calibration (training side) and parity (held-out side)."""
+
+    calibration: np.ndarray  # x[window, time, feature]
+    x: np.ndarray
+    y: np.ndarray
+
+
+@dataclass
+class ExportResult:
+    bundle: Path
+    parity: ParityReport
+    activation_type: str
+    int8_used: bool
+
+    def as_dict(self) -> dict:
+        return {"bundle": str(self.bundle), "parity": self.parity.as_dict(),
+                "activation_type": self.activation_type, "int8_used": self.int8_used}
+
+
+def heldout_from_run(config: dict, *, max_windows: int = 2000, seed: int = 0) -> HeldOut:
+    """Reload the run's data set and split: calibrate on training windows, check on test windows."""
+    from edgecsi.training.datasets import load as load_dataset
+    from edgecsi.training.holdout import targets
+    from edgecsi.training.split_spec import resolve_split
+
+    desc = config.get("dataset") or {}
+    if not desc.get("name"):
+        raise ExportError("the run does not name a reloadable data set; pass held-out windows (--data x.npz)")
+    ws = load_dataset(desc["name"], **desc.get("options", {}))
+    sp = resolve_split(ws, config["split"].get("spec") or config["split"]["name"])
+    tests = sp.tests()
+    if not tests:
+        raise ExportError(f"split {sp.name!r} has no test windows to check parity on")
+    # The first test set is the in-domain held-out one; later ones are other domains.
+    test_idx = np.asarray(next(iter(tests.values())))
+    rng = np.random.default_rng(seed)
+    if len(test_idx) > max_windows:
+        test_idx = np.sort(rng.choice(test_idx, max_windows, replace=False))
+    train_idx = np.asarray(sp.train)
+    calib_idx = np.sort(rng.choice(train_idx, min(len(train_idx), 256), replace=False))
+    y = targets(ws, config["target"])
+    return HeldOut(calibration=ws.x[calib_idx], x=ws.x[test_idx], y=y[test_idx])
+
+
+def heldout_from_npz(path: str | Path) -> HeldOut:
+    with np.load(path) as data:
+        x, y = data["x"], data["y"]
+        calibration = data["calibration"] if "calibration" in data else x
+    return HeldOut(calibration=calibration, x=x, y=y)
+
+
+def export_run(run_dir: str | Path, out: str | Path, *, heldout: HeldOut | None = None,
+               max_int8_drop: float = 1.0, sign_key: str | Path | None = None,
+               bundle_version: int | None = None, source_formats: list[str] | None = None,
+               allow_fp32_fallback: bool = False) -> ExportResult:
+    """Export ``run_dir`` to the bundle directory ``out``.
+
+    Raises :class:`ExportError` when int8 loses more than ``max_int8_drop`` (accuracy
+    points, or MAE units for regression) unless ``allow_fp32_fallback``, in which case
+    the bundle runs the fp32 model and says so in its manifest.
+    """
+    from edgecsi.training.train import load_run
+
+    run_dir, out = Path(run_dir), Path(out)
+    model, config = load_run(run_dir)
+    heldout = heldout or heldout_from_run(config)
+    n_time, n_features = int(config["input"]["n_time"]), int(config["input"]["n_features"])
+    dynamic_time = config["input"].get("time_axis") == "any"
+    classification = config["target"] == "class"
+    metadata = {"edgecsi.task": config["task"], "edgecsi.labels": config["labels"],
+                "edgecsi.pipeline": config.get("pipeline") or {}, "edgecsi.input": config["input"]}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        fp32 = export_onnx(model, n_time=n_time, n_features=n_features, path=tmp / "model.fp32.onnx",
+                           dynamic_time=dynamic_time, metadata=metadata)
+        quant = quantize_model(fp32, tmp / "model.int8.onnx", heldout.calibration)
+        report = parity_report(model, fp32, quant.path, heldout.x, heldout.y, classification=classification)
+        int8_ok = report.int8_drop <= max_int8_drop
+        if not int8_ok and not allow_fp32_fallback:
+            raise ExportError(
+                f"{run_dir}: int8 {report.metric_name} {report.metric_int8:.3f} vs torch {report.metric_torch:.3f} "
+                f"(drop {report.int8_drop:.3f} > limit {max_int8_drop}); not writing a bundle. "
+                f"Raise --max-int8-drop or use --allow-fp32-fallback")
+        (tmp / "parity.json").write_text(json.dumps(report.as_dict(), indent=2))
+        model_file = "model.onnx"
+        files = {model_file: quant.path if int8_ok else fp32, "model.fp32.onnx": fp32,
+                 "parity.json": tmp / "parity.json"}
+        run_metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+        write_bundle(
+            out, files=files, model_file=model_file, task=config["task"], labels=config["labels"],
+            input_spec={"name": "x", **config["input"], "dynamic_time": dynamic_time},
+            outputs=output_names(model), pipeline=config.get("pipeline") or {},
+            source_formats=source_formats or _formats_for(config), bundle_version=bundle_version,
+            metrics={"run": run_metrics.get("test", {}), "parity": report.as_dict()},
+            extra={"precision": "int8" if int8_ok else "fp32", "target": config["target"],
+                   "outputs_kind": config["outputs"]["kind"], "class_coords": config.get("class_coords"),
+                   "quantization": {"activation_type": quant.activation_type, "dynamic_lstm": quant.dynamic_lstm,
+                                    "candidates_p50_ms": quant.candidates}},
+        )
+    if sign_key:
+        sign_bundle(out, sign_key)
+    return ExportResult(bundle=out, parity=report, activation_type=quant.activation_type, int8_used=int8_ok)
+
+
+def _formats_for(config: dict) -> list[str]:
+    pipeline = config.get("pipeline") or {}
+    formats = pipeline.get("source_formats") if isinstance(pipeline, dict) else None
+    return list(formats) if formats else ["esp32-csi-tool", "esp-csi", "nexmon-pcap", "intel5300", "atheros"]

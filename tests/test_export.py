@@ -1,0 +1,115 @@
+"""Export: ONNX dims, int8 parity on real held-out windows, bundle contract, signatures and tampering."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+
+from bundle_factory import make_bundle
+from edgecsi.edge.bundle import BundleError, load_bundle, load_public_keys
+from edgecsi.edge.runtime import make_session, run_model
+from edgecsi.export.signing import generate_keypair, sign_bundle
+
+
+@pytest.fixture(scope="module")
+def har_bundle(tmp_path_factory, shared_dir):
+    from edgecsi.export.export_run import export_run
+    from edgecsi.training.train import train
+
+    tmp = tmp_path_factory.mktemp("export")
+    train("activity", "esp32s2_temporal_har_geotecinit", "published", "activity_cnn", epochs=4, seed=0,
+          out_dir=tmp / "run", progress=False)
+    result = export_run(tmp / "run", tmp / "bundle", bundle_version=100)
+    return result
+
+
+def test_export_real_run_parity_size_and_dims(har_bundle):
+    bundle_dir = har_bundle.bundle
+    p = har_bundle.parity
+    assert har_bundle.int8_used
+    assert p.n_windows == 101  # D1E: e09 + e10, the published held-out split
+    assert p.max_abs_diff_fp32 < 1e-4
+    assert p.metric_torch - p.metric_int8 <= 1.0  # the acceptance limit, on real held-out windows
+    assert p.argmax_agreement_int8 >= 0.95
+    assert p.size_bytes["int8"] <= 0.35 * p.size_bytes["fp32"]
+    assert not list(bundle_dir.glob("*.data"))  # one self-contained file, no external-data sidecar
+
+    proto = onnx.load(str(bundle_dir / "model.fp32.onnx"))
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param and dims[1].dim_param  # batch and time are dynamic (activity CNN pools over time)
+    meta = {m.key: m.value for m in proto.metadata_props}
+    assert json.loads(meta["edgecsi.labels"])[0] == "SEATED_RX"
+    bundle = load_bundle(bundle_dir)
+    session = make_session(bundle.model_bytes)
+    for batch in (1, 3, 17):
+        for n_time in (50, 80):
+            out = run_model(session, np.zeros((batch, n_time, 56), np.float32) + 30)
+            assert out["logits"].shape == (batch, 10)
+            assert out["embedding"].shape[0] == batch
+
+
+def test_bundle_info_cli_json(har_bundle):
+    from typer.testing import CliRunner
+
+    from edgecsi.cli import app
+
+    result = CliRunner().invoke(app, ["bundle", "info", str(har_bundle.bundle), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["task"] == "activity" and info["precision"] == "int8" and info["bundle_version"] == 100
+    assert set(info["files"]) == {"model.onnx", "model.fp32.onnx", "parity.json"}
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("signed")
+    bundle = make_bundle(tmp / "bundle", version=5)
+    generate_keypair(tmp / "key.pem", tmp / "key.pub")
+    sign_bundle(bundle, tmp / "key.pem")
+    return tmp, bundle, load_public_keys([tmp / "key.pub"])
+
+
+def _copy(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_signed_bundle_verifies(signed):
+    tmp, bundle, keys = signed
+    loaded = load_bundle(bundle, trusted_keys=keys, require_signature=True)
+    assert loaded.signed_by == keys[0].hex() and loaded.version == 5
+
+
+def test_one_changed_byte_is_refused(signed, tmp_path):
+    _, bundle, keys = signed
+    b = _copy(bundle, tmp_path / "b")
+    data = bytearray((b / "model.onnx").read_bytes())
+    data[100] ^= 0x01
+    (b / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"model\.onnx: sha256"):
+        load_bundle(b, trusted_keys=keys)
+
+
+def test_replaced_manifest_is_refused(signed, tmp_path):
+    _, bundle, keys = signed
+    b = _copy(bundle, tmp_path / "b")
+    manifest = json.loads((b / "manifest.json").read_text())
+    manifest["labels"] = ["hacked", "labels"]
+    (b / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="signature does not match"):
+        load_bundle(b, trusted_keys=keys)
+    (b / "manifest.sig").unlink()
+    with pytest.raises(BundleError, match="missing; this gateway only loads signed bundles"):
+        load_bundle(b, trusted_keys=keys)
+
+
+def test_older_version_is_refused(signed):
+    _, bundle, keys = signed
+    with pytest.raises(BundleError, match="older than the running version 6"):
+        load_bundle(bundle, trusted_keys=keys, min_version=6)
+    with pytest.raises(BundleError, match="needs onnxruntime"):
+        load_bundle(bundle, onnxruntime_version="1.10.0")
