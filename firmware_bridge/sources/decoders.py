@@ -35,6 +35,17 @@ CSI_TAG = b"CSI_DATA"
 _TAG_SEARCH = 64
 
 
+_TEXT_SNIFF = 256
+
+
+def looks_like_text(head: bytes) -> bool:
+    """Mostly printable ASCII, as a serial log or CSV line is."""
+    if not head:
+        return False
+    printable = sum(1 for c in head if 32 <= c < 127 or c in (9, 10, 13))
+    return printable >= 0.95 * len(head)
+
+
 def _module(name: str) -> ModuleType:
     try:
         return formats.load(name)
@@ -97,7 +108,8 @@ class DatagramDecoder:
     :meth:`decode_many` takes what one wake-up drained from a socket (or one
     chunk of a pcap stream) and decodes the Nexmon payloads of each length in
     one vectorised call, so a burst costs about as much as one packet; text
-    datagrams go line by line. Packets are counted per peer in the counters.
+    datagrams go line by line (text that is not CSI counts as ignored
+    lines, like a boot log on a serial port). Packets are counted per peer in the counters.
     """
 
     def __init__(self, counters: SourceCounters, *, format: str = "auto", chip: str | None = None,
@@ -134,8 +146,9 @@ class DatagramDecoder:
         for i, payload in enumerate(payloads):
             if self._is_nexmon(payload):
                 nexmon_rows.setdefault(len(payload), []).append(i)
-            elif self._lines is not None and CSI_TAG in payload[:_TAG_SEARCH + len(CSI_TAG)]:
+            elif self._lines is not None and looks_like_text(payload[:_TEXT_SNIFF]):
                 got = 0
+                seen = self.counters.ignored_lines + self.counters.bad.total
                 for line in payload.split(b"\n"):
                     batch = self._lines.decode(line, received=times[i], source=where)
                     if batch is not None:
@@ -143,9 +156,11 @@ class DatagramDecoder:
                         got += len(batch)
                 if got:
                     self.counters.count_packets(got, now, peers[i])
+                elif self.counters.ignored_lines + self.counters.bad.total == seen:
+                    self.counters.ignored_lines += 1  # blank text: still accounted for
             else:
                 self.counters.count_bad(ParseError(
-                    "unknown_datagram", f"{len(payload)} bytes, neither a Nexmon payload nor CSI_DATA text "
+                    "unknown_datagram", f"{len(payload)} bytes, neither a Nexmon payload nor text "
                     f"(starts {payload[:8].hex()})", source=where, offset=0))
         for rows in nexmon_rows.values():
             out.extend(self._nexmon_group([payloads[i] for i in rows], [times[i] for i in rows],

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from edgecsi.errors import ParseError
 from edgecsi.firmware_bridge.read import read as read_capture
-from edgecsi.firmware_bridge.sources.decoders import TEXT_FORMATS, DatagramDecoder, LineDecoder
+from edgecsi.firmware_bridge.sources.decoders import TEXT_FORMATS, DatagramDecoder, LineDecoder, looks_like_text
 from edgecsi.firmware_bridge.sources.line_buffer import DEFAULT_MAX_LINE, LineBuffer
 from edgecsi.firmware_bridge.sources.pcap_stream import PcapStream, is_pcap, udp_payload
 from edgecsi.firmware_bridge.sources.polling import POLL_INTERVAL, PollingSource
@@ -29,14 +29,6 @@ from edgecsi.frames import CSIBatch
 READ_CHUNK = 65536
 SNIFF_BYTES = 512
 LINES, PCAP, WHOLE_FILE = "lines", "pcap", "file"
-
-
-def looks_like_text(head: bytes) -> bool:
-    """Mostly printable ASCII (what a serial log or CSV is)."""
-    if not head:
-        return False
-    printable = sum(1 for c in head if 32 <= c < 127 or c in (9, 10, 13))
-    return printable >= 0.95 * len(head)
 
 
 class StdinSource(PollingSource):

@@ -56,6 +56,9 @@ class UDPSource(PollingSource):
                  chip: str | None = None, rcvbuf: int = DEFAULT_RCVBUF, max_batch: int = 512,
                  silence_after: float | None = None, uri: str | None = None, **nexmon_options) -> None:
         super().__init__(uri or f"udp://{host}:{port}", silence_after=silence_after)
+        # Options are checked before a socket exists, so a bad one leaks nothing.
+        self.decoder = DatagramDecoder(self.counters, format=format, chip=chip, source=self.uri,
+                                       **nexmon_options)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
@@ -76,8 +79,7 @@ class UDPSource(PollingSource):
             query = (uri or "").partition("?")[2]
             self.uri = self.counters.uri = f"udp://{host}:{self.address[1]}" + (f"?{query}" if query else "")
         self.max_batch = max_batch
-        self.decoder = DatagramDecoder(self.counters, format=format, chip=chip, source=self.uri,
-                                       **nexmon_options)
+        self.decoder.source = self.uri
         self._poller = select.poll()
         self._poller.register(self.sock.fileno(), select.POLLIN)
         self._buf = bytearray(MAX_DATAGRAM)
