@@ -1,0 +1,302 @@
+"""Atheros CSI Tool (ath9k; AR9300/QCA9300/AR9580) ``.dat`` files written by recvCSI.
+
+Record (csi-formats spec section 5): ``u16 buf_len`` then ``buf_len`` bytes of
+the kernel buffer, all multi-byte fields in the *host* byte order of the
+machine that logged (little-endian on x86, big-endian on MIPS routers)::
+
+    off  type  field                 off  type  field
+    0    u64   timestamp (TSF, us)   16   u8    num_tones (56 = 20 MHz, 114 = 40 MHz)
+    8    u16   csi_len               17   u8    nr (rx antennas)
+    10   u16   channel (MHz)         18   u8    nc (tx streams)
+    12   u8    err_info (phyerr)     19   u8    rssi (combined), 20..22 rssi_0..2
+    13   u8    noise_floor           23   u16   payload_len
+    14   u8    rate                  25   csi_len bytes CSI, then payload_len bytes frame
+    15   u8    bandwidth (0/1)
+
+Variant "pull 10" (Atheros-CSI-Tool-UserSpace-APP PR #10): one leading byte
+per file, 0xFF = big-endian. The byte order and the variant are detected from
+the plausibility of the first headers (a record is consistent when
+``buf_len == 25 + csi_len + payload_len`` and ``csi_len`` matches
+``num_tones*nr*nc*20`` bits); ``endian=`` / ``pull10=`` force them.
+
+CSI bit stream (read_csi.c): an LSB-first stream read from consecutive
+little-endian u16 words (whatever the host order), 10-bit two's complement
+values, ``imag`` then ``real``, element order tone -> nc (tx) -> nr (rx).
+Decoded in bulk: two elements fill exactly 5 bytes.
+
+Output: ``csi[packet, rx, tx, subcarrier]`` complex64, subcarriers -28..-1,
+1..28 (56 tones) or -58..-2, 2..58 (114 tones), ascending as the tones come
+[unverified in the tool source; csi-formats spec section 5.2]. Values are the
+raw integers of read_csi.c (CSIKit adds +1 to each; csiread swaps the rx/tx
+roles for MIMO: tests/test_format_intel_atheros.py shows both).
+Columns: time = TSF in seconds; rssi = combined RSSI (dB above the noise
+floor, ath9k's ``rs_rssi``) plus the noise floor, in dBm, as ath9k computes
+the signal (``ah->noise + rs_rssi``): the tool leaves its noise_floor byte 0
+("to be updated"), so ``noise_floor_dbm`` (ath9k's default, -95) stands in
+for it; noise = the noise_floor byte as int8 dBm, NaN when 0; channel number
+from the MHz field; mac/seq from the frame payload (addr2, sequence control)
+when it holds an 802.11 header [observed in the sample]. ``extra``:
+timestamp, freq_mhz, err_info, rate, rssi_combined and rssi_chain[packet, 3]
+(raw dB above the noise floor, -128 = chain absent), payload_len.
+
+Records with no CSI (csi_len 0) are skipped and counted as ``no_csi``;
+inconsistent or truncated records are counted with their byte offset and
+reading resumes at the next consistent header.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Literal
+
+import numpy as np
+
+from edgecsi.errors import BadPackets, ParseError
+from edgecsi.firmware_bridge.capture import Capture
+from edgecsi.frames import CSIBatch, group_by_layout, make_batch
+
+NAME = "atheros"
+CHIP = "ath9k"
+
+HEADER = 25  # kernel buffer bytes before the CSI
+ATH9K_NOISE_FLOOR_DBM = -95.0  # ATH_DEFAULT_NOISE_FLOOR in drivers/net/wireless/ath/ath9k
+_TONES = (56, 114)
+_SNIFF_RECORDS = 16
+
+SUBCARRIERS = {
+    56: np.r_[np.arange(-28, 0), np.arange(1, 29)].astype(np.int16),
+    114: np.r_[np.arange(-58, -1), np.arange(2, 59)].astype(np.int16),
+}
+
+
+def csi_len(tones: int, nr: int, nc: int) -> int:
+    """Bytes of CSI: 20 bits per element (tones is even, so always whole bytes)."""
+    return tones * nr * nc * 20 // 8
+
+
+# buf_len, csi_len, num_tones, nr, nc, payload_len of a record (u16 buf_len + the 25-byte header).
+_FIELDS = {big: struct.Struct(("<", ">")[big] + "H8xH6xBBB4xH") for big in (False, True)}
+
+
+def _fields(d: bytes, pos: int, big: bool) -> tuple[int, int, int, int, int, int] | None:
+    """(buf_len, csi_len, num_tones, nr, nc, payload_len) of the record at ``pos``; None past the end."""
+    layout = _FIELDS[big]
+    return layout.unpack_from(d, pos) if pos + layout.size <= len(d) else None
+
+
+def _csi_ok(length: int, tones: int, nr: int, nc: int) -> bool:
+    return tones in _TONES and 0 < nr < 4 and 0 < nc < 4 and length == csi_len(tones, nr, nc)
+
+
+def _record_ok(d: bytes, pos: int, big: bool) -> bool:
+    """A consistent record with CSI starts at ``pos`` (its end may lie past the input)."""
+    fields = _fields(d, pos, big)
+    if fields is None:
+        return False
+    buf_len, length, tones, nr, nc, payload_len = fields
+    return buf_len == HEADER + length + payload_len and _csi_ok(length, tones, nr, nc)
+
+
+def _resync(d: bytes, start: int, big: bool) -> int:
+    """Start of the next consistent record at or after ``start`` (``len(d)`` if none).
+
+    Candidates are the bytes equal to a num_tones value (offset 18 of a record).
+    """
+    pending = {t: d.find(bytes([t]), start + 18) for t in _TONES}
+    while True:
+        found = [at for at in pending.values() if at != -1]
+        if not found:
+            return len(d)
+        at = min(found)
+        if _record_ok(d, at - 18, big):
+            return at - 18
+        pending[d[at]] = d.find(bytes([d[at]]), at + 1)
+
+
+def _chain_length(d: bytes, pos: int, big: bool, limit: int) -> int:
+    """How many consistent records follow one another from ``pos`` (at most ``limit``)."""
+    count = 0
+    while count < limit and _record_ok(d, pos, big):
+        count += 1
+        pos += 2 + _fields(d, pos, big)[0]
+    return count
+
+
+def _detect(d: bytes, endian: str | None = None, pull10: bool | None = None) -> tuple[int, bool] | None:
+    """(first record offset, big-endian) of the layout whose first headers hold together.
+
+    Plain files start at 0; "pull 10" files at 1, whose leading byte (0xFF =
+    big-endian) breaks ties. ``endian`` / ``pull10`` narrow the choice. None
+    when no allowed layout has a consistent first record.
+    """
+    pull10_big = len(d) > 0 and d[0] == 0xFF
+    candidates = [(start, big) for start, big in ((0, False), (0, True), (1, pull10_big), (1, not pull10_big))
+                  if (pull10 is None or pull10 == (start == 1)) and (endian is None or big == (endian == "big"))]
+    scores = [_chain_length(d, start, big, _SNIFF_RECORDS) for start, big in candidates]
+    best = max(range(len(candidates)), key=lambda i: (scores[i], -i))
+    return candidates[best] if scores[best] else None
+
+
+def sniff(head: bytes) -> bool:
+    return _detect(head) is not None
+
+
+def _walk(d: bytes, start: int, big: bool, source: str, bad: BadPackets) -> list[int]:
+    """Offsets of the records with CSI; everything else is counted in ``bad``."""
+    n = len(d)
+    good: list[int] = []
+    pos = start
+    while pos + 2 <= n:
+        fields = _fields(d, pos, big)
+        buf_len = fields[0] if fields else int.from_bytes(d[pos:pos + 2], "big" if big else "little")
+        end = pos + 2 + buf_len
+        if fields and end <= n:
+            _, length, tones, nr, nc, payload_len = fields
+            if buf_len == HEADER + length + payload_len:
+                if _csi_ok(length, tones, nr, nc):
+                    good.append(pos)
+                elif length == 0:
+                    bad.add(ParseError("no_csi", "record without CSI (csi_len 0)", source=source, offset=pos))
+                else:  # the framing holds, only the CSI description is unusable
+                    bad.add(ParseError("bad_csi_header", f"csi_len {length} disagrees with num_tones {tones}, "
+                                       f"nr {nr}, nc {nc}", source=source, offset=pos))
+                pos = end
+                continue
+        resume = _resync(d, pos + 1, big)
+        reason = "truncated" if end > n else "bad_length"
+        what = (f"record of {buf_len} bytes runs past the end ({n} bytes)" if end > n
+                else "buf_len disagrees with 25 + csi_len + payload_len")
+        bad.add(ParseError(reason, what + (f"; resumed at byte {resume}" if resume < n else ""),
+                           source=source, offset=pos))
+        pos = resume
+    if pos < n:
+        bad.add(ParseError("truncated", f"{n - pos} trailing bytes", source=source, offset=pos))
+    return good
+
+
+def _unpack(rows: bytes, n: int, tones: int, nr: int, nc: int) -> np.ndarray:
+    """CSI bit streams of ``n`` records (back to back) -> complex64[packet, rx, tx, subcarrier].
+
+    Two 20-bit elements (imag, real, imag, real: 10 bits each, LSB first) fill
+    5 bytes exactly; value k of such a group lies in the little-endian u16
+    word at byte k, shifted right by 2k bits.
+    """
+    raw = np.frombuffer(rows, dtype=np.uint8)
+    words = np.empty(len(raw), dtype=np.uint16)  # the u16 at every byte offset (the last one half empty)
+    words[:-1] = raw[1:]
+    words[:-1] <<= 8
+    words[:-1] |= raw[:-1]
+    words[-1] = raw[-1]
+    words = words.reshape(n, -1, 5)
+    parts = np.empty((2, n, words.shape[1], 2), dtype=np.int16)  # [real/imag, packet, group, element]
+    parts[1, :, :, 0] = words[..., 0]
+    parts[0, :, :, 0] = words[..., 1] >> 2
+    parts[1, :, :, 1] = words[..., 2] >> 4
+    parts[0, :, :, 1] = words[..., 3] >> 6
+    parts &= 0x3FF
+    parts ^= 0x200  # 10-bit two's complement: flip the sign bit, then move the range down
+    parts -= 0x200
+    stream = parts.reshape(2, n, tones, nc, nr)  # stream order: tone -> tx -> rx
+    out = np.empty((n, nr, nc, tones, 2), dtype=np.float32)
+    out[..., 0] = stream[0].transpose(0, 3, 2, 1)
+    out[..., 1] = stream[1].transpose(0, 3, 2, 1)
+    return out.view(np.complex64)[..., 0]
+
+
+def _channel_number(freq_mhz: np.ndarray) -> np.ndarray:
+    f = freq_mhz.astype(np.int32)
+    return np.select([f == 2484, (f >= 2412) & (f < 2484), (f >= 5000) & (f < 5950)],
+                     [14, (f - 2407) // 5, (f - 5000) // 5], default=-1)
+
+
+def _int(columns: np.ndarray, big: bool) -> np.ndarray:
+    """Unsigned integer from byte columns [..., k] in the file's byte order."""
+    if big:
+        columns = columns[..., ::-1]
+    weights = np.uint64(1) << (np.uint64(8) * np.arange(columns.shape[-1], dtype=np.uint64))
+    return (columns.astype(np.uint64) * weights).sum(axis=-1, dtype=np.uint64)
+
+
+def _batch(d: bytes, starts: np.ndarray, hdr: np.ndarray, order: np.ndarray, big: bool,
+           noise_floor_dbm: float) -> CSIBatch:
+    """Decode the records of one (num_tones, nr, nc) layout."""
+    n = len(starts)
+    tones, nr, nc = (int(v) for v in hdr[0, 16:19])
+    length = csi_len(tones, nr, nc)
+    first = 2 + HEADER
+    rows = b"".join([d[s + first:s + first + length] for s in starts.tolist()])
+    csi = _unpack(rows, n, tones, nr, nc)
+
+    signed = hdr.view(np.int8)
+    noise_byte = signed[:, 13].astype(np.float32)
+    noise = np.where(noise_byte == 0, np.nan, noise_byte)
+    floor = np.where(noise_byte == 0, noise_floor_dbm, noise_byte)
+    rssi_db = signed[:, 19].astype(np.float32)
+    rssi = np.where(rssi_db == -128, np.nan, rssi_db + floor)
+
+    payload_len = _int(hdr[:, 23:25], big).astype(np.uint16)
+    mac = np.zeros(n, dtype=np.uint64)
+    seq = np.full(n, -1, dtype=np.int64)
+    has_addr2 = payload_len >= 16
+    has_seq = payload_len >= 24
+    if has_addr2.any():
+        pay = np.frombuffer(d, dtype=np.uint8)
+        at = starts + first + length
+        addr2 = pay[at[has_addr2][:, None] + np.arange(10, 16)]
+        mac[has_addr2] = _int(addr2, big=True)
+        if has_seq.any():
+            seq[has_seq] = (_int(pay[at[has_seq][:, None] + np.arange(22, 24)], big=False) >> np.uint64(4)).astype(
+                np.int64)
+
+    freq = _int(hdr[:, 10:12], big).astype(np.uint16)
+    return make_batch(
+        format=NAME, chip=CHIP, subcarriers=SUBCARRIERS[tones], csi=csi,
+        time=_int(hdr[:, 0:8], big).astype(np.float64) * 1e-6,
+        mac=mac, seq=seq, rssi=rssi, noise=noise,
+        channel=_channel_number(freq),
+        bandwidth_mhz=np.select([hdr[:, 15] == 0, hdr[:, 15] == 1], [20, 40], default=-1),
+        packet_index=order,
+        extra={
+            "timestamp": _int(hdr[:, 0:8], big),
+            "freq_mhz": freq,
+            "err_info": hdr[:, 12],
+            "rate": hdr[:, 14],
+            "rssi_combined": signed[:, 19].astype(np.int16),
+            "rssi_chain": signed[:, 20:23].astype(np.int16),
+            "payload_len": payload_len,
+        },
+    )
+
+
+def read(data: bytes, *, source: str = "", endian: Literal["little", "big"] | None = None,
+         pull10: bool | None = None, noise_floor_dbm: float = ATH9K_NOISE_FLOOR_DBM) -> Capture:
+    """Read a whole ``.dat`` file (see the module docstring).
+
+    ``endian`` / ``pull10`` force the byte order / the one-byte-prefix variant
+    instead of detecting them. Raises :class:`ParseError` only when no
+    consistent record starts the input.
+    """
+    d = bytes(data)
+    bad = BadPackets()
+    if not d:
+        return Capture(format=NAME, source=source, batches=[], bad=bad)
+    if endian is not None and pull10 is not None:
+        start, big = (1 if pull10 else 0), endian == "big"
+    else:
+        found = _detect(d, endian, pull10)
+        if found is None:
+            raise ParseError("not_atheros", "no consistent Atheros CSI Tool record header at byte 0 or 1",
+                             source=source, offset=0)
+        start, big = found
+    starts_list = _walk(d, start, big, source, bad)
+    if not starts_list:
+        return Capture(format=NAME, source=source, batches=[], bad=bad)
+    starts = np.asarray(starts_list, dtype=np.intp)
+    hdr = np.frombuffer(d, dtype=np.uint8)[starts[:, None] + 2 + np.arange(HEADER)]  # uint8[packet, 25]
+    layout = hdr[:, 16].astype(np.int32) * 16 + hdr[:, 17] * 4 + hdr[:, 18]
+    batches = []
+    for key in np.unique(layout):
+        rows = np.flatnonzero(layout == key)
+        batches.append(_batch(d, starts[rows], hdr[rows], rows.astype(np.int64), big, noise_floor_dbm))
+    batches.sort(key=lambda b: int(b.packet_index[0]))
+    return Capture(format=NAME, source=source, batches=group_by_layout(batches), bad=bad)
