@@ -40,7 +40,7 @@ def _bool(text: str) -> bool:
 
 _COMMON: dict[str, Callable[[str], object]] = {"silence_after": float}
 _OPTIONS: dict[str, dict[str, Callable[[str], object]]] = {
-    "udp": {"format": str, "chip": str, "rcvbuf": int, "max_batch": int, **_COMMON},
+    "udp": {"format": str, "chip": str, "rcvbuf": int, "max_batch": int, "linger": float, **_COMMON},
     "serial": {"baud": int, "format": str, "max_line": int, "wait": _bool, "backoff_min": float,
                "backoff_max": float, **_COMMON},
     "file": {"speed": float, "format": str, "loop": _bool, "chunk": int, "default_rate": float, "chip": str,
