@@ -141,11 +141,13 @@ class Agent:
                            min_version=min_version, onnxruntime_version=onnxruntime.__version__)
 
     def _bundle_identity(self) -> tuple:
+        # Every file's mtime and size: a swapped link, a new manifest or a replaced model all count.
         path = Path(self.options.bundle)
         try:
-            return (os.path.realpath(path), (path / "manifest.json").stat().st_mtime_ns)
+            files = tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in path.iterdir()))
         except OSError:
-            return (os.path.realpath(path), None)
+            files = ()
+        return (os.path.realpath(path), files)
 
     def reload(self) -> bool:
         """Verify and switch to the bundle now at the bundle path; keep the old one on any failure."""

@@ -1,0 +1,3 @@
+from edgecsi.cli import main
+
+main()
