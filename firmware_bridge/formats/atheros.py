@@ -137,6 +137,13 @@ def _detect(d: bytes, endian: str | None = None, pull10: bool | None = None) -> 
     return candidates[best] if scores[best] else None
 
 
+def _first_record_anywhere(d: bytes, endian: str | None) -> tuple[int, bool] | None:
+    """For a file whose first record is damaged: (0, byte order of the earliest consistent record)."""
+    found = [(_resync(d, 0, big), big) for big in (False, True) if endian is None or big == (endian == "big")]
+    at, big = min(found)
+    return (0, big) if at < len(d) else None
+
+
 def sniff(head: bytes) -> bool:
     return _detect(head) is not None
 
@@ -283,9 +290,9 @@ def read(data: bytes, *, source: str = "", endian: Literal["little", "big"] | No
     if endian is not None and pull10 is not None:
         start, big = (1 if pull10 else 0), endian == "big"
     else:
-        found = _detect(d, endian, pull10)
+        found = _detect(d, endian, pull10) or _first_record_anywhere(d, endian)
         if found is None:
-            raise ParseError("not_atheros", "no consistent Atheros CSI Tool record header at byte 0 or 1",
+            raise ParseError("not_atheros", "no consistent Atheros CSI Tool record header",
                              source=source, offset=0)
         start, big = found
     starts_list = _walk(d, start, big, source, bad)

@@ -265,10 +265,10 @@ def _unpack(rows: bytes, n: int, n_rx: int, n_tx: int, chain_to_rx: np.ndarray) 
         shift = first_bit & 7
         # uint8 arithmetic drops the bits above 8, which is the & 0xFF of read_bfee.c.
         pairs[:, c::8] = (span[..., :-1] >> shift) | (span[..., 1:] << (8 - shift)) if shift else span[..., :-1]
-    index = pairs.view("<u2").reshape(n, _N_SUBCARRIERS, n_rx, n_tx).transpose(0, 2, 3, 1)
-    chains = np.arange(n_rx)
-    if not (chain_to_rx == chains).all():
-        index = np.ascontiguousarray(index)[np.arange(n)[:, None], np.argsort(chain_to_rx, axis=1)]
+    # A C-ordered index gives a C-ordered result (fancy indexing follows the index's layout).
+    index = np.ascontiguousarray(pairs.view("<u2").reshape(n, _N_SUBCARRIERS, n_rx, n_tx).transpose(0, 2, 3, 1))
+    if not (chain_to_rx == np.arange(n_rx)).all():
+        index = index[np.arange(n)[:, None], np.argsort(chain_to_rx, axis=1)]
     return _PAIR_TO_COMPLEX[index]
 
 
