@@ -340,6 +340,19 @@ def test_swap_iq(raw):
 
 # ----------------------------------------------------------------------------- containers
 
+@pytest.mark.parametrize("length", [0xFFFFFFF0, 5000])
+def test_damaged_record_length_loses_one_record(length, raw):
+    data = bytearray(raw["csikit_example_4366c0.pcap"])
+    at = 24 + 50 * 1100  # record 50
+    data[at + 8:at + 12] = struct.pack("<I", length)
+    cap = nexmon_pcap.read(bytes(data), source="damaged.pcap")
+    assert cap.bad.as_dict() == {"bad_record_header": 1}
+    assert cap.bad.examples[0].startswith(f"damaged.pcap: byte {at}: bad_record_header")
+    good = read(raw["csikit_example_4366c0.pcap"]).batch
+    np.testing.assert_array_equal(cap.batch.csi, good.csi[np.arange(len(good)) != 50])
+    np.testing.assert_array_equal(cap.batch.packet_index, np.arange(len(good) - 1))
+
+
 @pytest.mark.parametrize("order,ns", [("<", False), (">", False), ("<", True), (">", True)])
 def test_all_four_pcap_magics(order, ns, raw):
     original = raw["csikit_example_43455c0.pcap"]

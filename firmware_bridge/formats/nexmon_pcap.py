@@ -91,25 +91,57 @@ def windows(buf: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def scan_records(data: bytes, byteorder: str) -> tuple[np.ndarray, int | None]:
-    """Offsets of the complete records after the global header, and the offset of a truncated
-    last record (None when the file ends cleanly).
+#: Records longer than this are taken as a damaged length field (snaplen is 262144 in practice).
+MAX_RECORD = 262144
+#: A resynchronisation candidate's timestamp must lie this close to the last good one (seconds).
+_RESYNC_TIME_WINDOW = 86400
+
+
+def scan_records(data: bytes, byteorder: str, *, max_record: int = MAX_RECORD
+                 ) -> tuple[np.ndarray, list[tuple[str, int, str]]]:
+    """Offsets of the complete records after the global header, and the problems met as
+    (reason, offset, detail): a truncated last record, or a damaged record header.
 
     Walks the records in runs: from each record, the following records are
     assumed to have the same length and that is checked with one strided numpy
     comparison; the first record that differs starts the next run. A capture
     whose records all have one length is located in a handful of numpy calls.
+
+    A record header whose length is impossible (over ``max_record``, or past the
+    end of the file while a later plausible record exists) is skipped: the
+    reader searches on for the next position holding a plausible record header
+    (sane lengths, timestamp within a day of the last good record) followed by
+    another one or by the end of the file, so one damaged length does not lose
+    the rest of the capture.
     """
     size = len(data)
-    incl_at = struct.Struct(byteorder + "I").unpack_from
+    header_at = struct.Struct(byteorder + "IIII").unpack_from
     starts: list[np.ndarray] = []
+    problems: list[tuple[str, int, str]] = []
     pos = GLOBAL_HEADER_LEN
     window = 64
+    last_sec: int | None = None
+    trust_orig = True  # cleared if a writer stores orig_len < incl_len on purpose
     while pos + RECORD_HEADER_LEN <= size:
-        incl = incl_at(data, pos + 8)[0]
+        sec, _frac, incl, orig = header_at(data, pos)
         stride = RECORD_HEADER_LEN + incl
-        if pos + stride > size:
-            return _concat_offsets(starts), pos
+        fits = incl <= max_record and pos + stride <= size
+        if not fits or (trust_orig and orig < incl):
+            resume = _resync(data, pos + 1, byteorder, max_record, last_sec)
+            if resume is None and fits:
+                trust_orig = False  # nothing better follows: the odd orig_len is the file's habit
+            elif resume is None:
+                if incl <= max_record:
+                    problems.append(("truncated", pos, f"last record needs {stride} bytes, {size - pos} left"))
+                else:
+                    problems.append(("bad_record_header", pos, f"record length {incl}; no later record found"))
+                break
+            else:
+                problems.append(("bad_record_header", pos, f"record length {incl} (original {orig}); skipped "
+                                                           f"{resume - pos} bytes to the next plausible record"))
+                pos = resume
+                continue
+        last_sec = sec
         fits = (size - pos) // stride
         count = 1
         if fits > 1:
@@ -121,7 +153,43 @@ def scan_records(data: bytes, byteorder: str) -> tuple[np.ndarray, int | None]:
             window = 2 * check if count == check else 64
         starts.append(np.arange(pos, pos + count * stride, stride, dtype=np.int64))
         pos += count * stride
-    return _concat_offsets(starts), (pos if pos < size else None)
+    else:
+        if pos < size:
+            problems.append(("truncated", pos, f"{size - pos} bytes left, less than a record header"))
+    return _concat_offsets(starts), problems
+
+
+def _plausible(data: bytes, first: int, count: int, byteorder: str, max_record: int,
+               last_sec: int | None) -> np.ndarray:
+    """bool[count]: does a believable record header start at each of first .. first+count-1?"""
+    def field(k: int) -> np.ndarray:  # unaligned u32 at every byte offset, zero copy
+        return np.ndarray((count,), dtype=byteorder + "u4", buffer=data, offset=first + 4 * k, strides=(1,)
+                          ).astype(np.int64)
+
+    incl, orig = field(2), field(3)
+    ends = np.arange(first, first + count, dtype=np.int64) + RECORD_HEADER_LEN + incl
+    # A frame shorter than an IPv4 header cannot carry CSI; requiring 20 bytes also keeps runs of
+    # zero bytes from reading as empty records.
+    ok = (incl >= 20) & (incl <= max_record) & (orig >= incl) & (field(1) < 1_000_000_000) & (ends <= len(data))
+    if last_sec is not None:
+        ok &= np.abs(field(0) - last_sec) <= _RESYNC_TIME_WINDOW
+    return ok
+
+
+def _resync(data: bytes, start: int, byteorder: str, max_record: int, last_sec: int | None) -> int | None:
+    """The first offset >= start where a plausible record begins and is followed by another
+    plausible record or by the end of the data (searched in chunks, vectorised)."""
+    size = len(data)
+    last_start = size - RECORD_HEADER_LEN  # the last offset a record header fits at
+    chunk = 1 << 16
+    for first in range(start, last_start + 1, chunk):
+        count = min(chunk, last_start + 1 - first)
+        for at in (first + np.flatnonzero(_plausible(data, first, count, byteorder, max_record, last_sec))).tolist():
+            following = at + RECORD_HEADER_LEN + struct.unpack_from(byteorder + "I", data, at + 8)[0]
+            if following == size or (following <= last_start and bool(
+                    _plausible(data, following, 1, byteorder, max_record, last_sec)[0])):
+                return at
+    return None
 
 
 def _concat_offsets(parts: list[np.ndarray]) -> np.ndarray:
@@ -322,11 +390,9 @@ def read(data: bytes, *, source: str = "", chip: str | None = None, scaling: str
     check_linktype(linktype, source=source, offset=20)
 
     bad = BadPackets()
-    rec_off, truncated_at = scan_records(data, byteorder)
-    if truncated_at is not None:
-        record_rejected(bad, "truncated", np.zeros(1, dtype=np.int64),
-                        lambda _r: f"last record needs more bytes than the {len(data) - truncated_at} left",
-                        source=source, offsets=np.array([truncated_at]))
+    rec_off, problems = scan_records(data, byteorder)
+    for reason, offset, detail in problems:
+        bad.add(ParseError(reason, detail, source=source, offset=offset))
     buf = np.frombuffer(data, dtype=np.uint8)
     fields = windows(buf, rec_off, RECORD_HEADER_LEN).view(byteorder + "u4")  # ts_sec, frac, incl, orig
     time = fields[:, 0].astype(np.float64) + fields[:, 1].astype(np.float64) / ticks
