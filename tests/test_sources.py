@@ -428,6 +428,24 @@ def test_stdin_live_pcap_stream(shared_dir):
     assert out["stats"]["bad"] == {"truncated": 1}
 
 
+def test_stdin_live_pipe_survives_silence(shared_dir):
+    """tcpdump -U -w - on a router: records arrive as they are captured, with pauses between."""
+    data = (shared_dir / NEXMON_4339).read_bytes()
+    record = 16 + 14 + 20 + 8 + 18 + 4 * 256
+    r, w = os.pipe()
+    with os.fdopen(r, "rb", buffering=0) as pipe, StdinSource(pipe, silence_after=0.2) as src:
+        os.write(w, data[:24 + 10 * record + 100])  # header, 10 records and a piece of the 11th
+        got = collect(src, lambda s: s.packets >= 10, deadline=10)
+        assert n_rows(got) == 10
+        assert src.read(0.3) == [] and src.stats().state == "silent"  # a pause: nothing, no error
+        os.write(w, data[24 + 10 * record + 100:24 + 20 * record])
+        got = collect(src, lambda s: s.packets >= 20, deadline=10)
+        assert n_rows(got) == 10 and src.stats().state == "open"
+        os.close(w)  # tcpdump ends
+        assert collect(src, lambda s: s.state == "finished", deadline=10) == []
+        assert src.stats().bad_total == 0
+
+
 def test_stdin_whole_binary_file(shared_dir):
     path = shared_dir / "captures/intel5300/csikit_example.dat"
     out = run_stdin(path.read_bytes())

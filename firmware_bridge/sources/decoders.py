@@ -91,8 +91,14 @@ class LineDecoder:
         if tag:
             line = line[tag:]
         try:
-            return self._pick(line).parse_line(line.rstrip(b"\r\n"), received=received,
-                                               source=source or self.source, line_no=line_no)
+            parser = self._pick(line)
+        except RuntimeError as exc:  # that format's module is not in this build
+            self.counters.count_bad(ParseError("unsupported_format", str(exc), source=source or self.source,
+                                               line=line_no))
+            return None
+        try:
+            return parser.parse_line(line.rstrip(b"\r\n"), received=received,
+                                     source=source or self.source, line_no=line_no)
         except ParseError as exc:
             self.counters.count_bad(exc)
         except (ValueError, IndexError, TypeError, UnicodeDecodeError) as exc:
