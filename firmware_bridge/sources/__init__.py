@@ -35,7 +35,13 @@ class Source(Protocol):
         """One step: wait at most ``timeout`` s, return the batches decoded (maybe none)."""
         ...
 
+    @property
+    def finished(self) -> bool:
+        """True once a finite input (file, stdin) is used up or the source was closed."""
+        ...
+
     def stats(self) -> SourceStats:
+        """A snapshot of the counters; safe to call from another thread."""
         ...
 
     def close(self) -> None:
