@@ -1,0 +1,401 @@
+"""ESP32-CSI-Tool (StevenMHernandez) serial / SD-card lines (csi-formats spec 1).
+
+One packet per line::
+
+    CSI_DATA,PASSIVE,11:22:33:44:55:66,-54,30,0,0,0,0,0,0,0,0,0,-98,0,8,0,14670,0,38,0,0,0.206678,128,[38 96 2 0 ... ]
+
+Accepted variants (all firmware generations): with or without the
+``real_time_set,real_timestamp`` columns (before 2019-07-10), with or without
+brackets around the values (before 2019-07-11), an optional header row, ``\\r\\n``
+endings, an optional trailing ``,<unix time>`` column (``serial_append_time.py``),
+boot-log lines and cut lines anywhere (counted in ``Capture.bad``, never fatal).
+
+Values and layout:
+
+- Pairs are (imag, real): ``csi = v[2i+1] + 1j*v[2i]`` (Espressif docs; the
+  tool's own parse_csi.py; csiread). CSIKit reads them swapped (spec 7.1).
+- ``len`` is the driver buffer size, not the number of printed values: with the
+  tool's default ``CONFIG_SHOULD_COLLECT_ONLY_LLTF`` only the first 128 values
+  (the L-LTF) are printed whatever ``len`` says. A row prints either 128 values
+  or ``len`` values; anything else (the 127-value row in CSIKit's
+  example_100hz_pitraffic.csv) is a bad line (reason ``value_count``).
+- Which CSI becomes ``csi``: by default the L-LTF of every packet, mapped to the
+  received 20 MHz channel in natural order -32..31 (secondary channel none: the
+  buffer is in FFT order 0..31,-32..-1; above/below: already ascending). Every
+  packet has an L-LTF, so a capture mixing legacy and HT packets stays one
+  batch. A row that printed the whole buffer (``len`` values) also carries the
+  HT-LTF / STBC-HT-LTF (spec 2.4 table); ``ltf="htltf"`` or ``"stbc-htltf"``
+  makes those the ``csi`` of the packets that have them (HT20: grid -32..31;
+  HT40: the 40 MHz grid -64..63), other packets keep their L-LTF and land in
+  their own batch. Extra column ``ltf`` says which one each row holds (0 L-LTF,
+  1 HT-LTF, 2 STBC-HT-LTF, -1 raw).
+- A full-buffer row whose (secondary channel, sig_mode, cwb, stbc, len) matches
+  no row of the layout table is kept raw, never guessed: ``subcarriers`` are the
+  buffer entry positions 0..n-1, nothing masked but the first word, extra column
+  ``layout_known`` False.
+- ``invalid``: legacy guards and DC for the L-LTF (|k| > 26, k = 0), HT guards
+  and DC for HT-LTFs, bins an STBC layout does not report, and the ESP32 first
+  word: the tool does not print ``first_word_invalid``, so on the classic ESP32
+  entries 0 and 1 of the buffer are always flagged (spec 2.4; for secondary
+  channel none that is subcarrier 0 and +1). Values are kept as printed.
+
+Columns: ``time`` is the appended host time when present, else
+``real_timestamp`` when the firmware prints it, else ``local_timestamp`` / 1e6
+(device µs since boot, unwrapped across its 71.6-minute wrap by :func:`read`);
+``parse_line(received=...)`` puts the host receive time before the device
+clocks. ``noise`` is noise_floor in dBm. Raw device fields are in ``extra``.
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+from operator import itemgetter
+
+import numpy as np
+
+from edgecsi.errors import BadPackets, ParseError
+from edgecsi.firmware_bridge.capture import Capture
+from edgecsi.firmware_bridge.formats import esp_buffer_layout as layout
+from edgecsi.firmware_bridge.formats import esp_text
+from edgecsi.firmware_bridge.formats.esp_rows import (Columns, Rows, build_batches, int_column, layout_keys,
+                                                      one_row, out_of_range, packet_time, unwrap_u32)
+from edgecsi.frames import CSIBatch, UNKNOWN
+
+NAME = "esp32-csi-tool"
+CHIP = "esp32"
+
+_COMMON = ("rssi", "rate", "sig_mode", "mcs", "cwb", "smoothing", "not_sounding", "aggregation", "stbc",
+           "fec_coding", "sgi", "noise_floor", "ampdu_cnt", "channel", "secondary_channel", "local_timestamp",
+           "ant", "sig_len", "rx_state")
+#: Numeric columns after type, role, mac: current firmware, and before real time was added.
+NUMERIC_NEW = _COMMON + ("real_time_set", "real_timestamp", "len")
+NUMERIC_OLD = _COMMON + ("len",)
+FIELDS = NUMERIC_NEW + ("host_time",)
+TEXT = ("role",)
+_HEADER = (b"type,",)
+
+U32_MAX = (1 << 32) - 1
+RANGES = {
+    "rssi": (-128, 127), "rate": (0, 255), "sig_mode": (0, 3), "mcs": (0, 255), "cwb": (0, 1),
+    "smoothing": (0, 1), "not_sounding": (0, 1), "aggregation": (0, 1), "stbc": (0, 3), "fec_coding": (0, 1),
+    "sgi": (0, 1), "noise_floor": (-128, 255), "ampdu_cnt": (0, 255), "channel": (0, 255),
+    "secondary_channel": (0, 15), "local_timestamp": (-(1 << 31), U32_MAX), "ant": (0, 255),
+    "sig_len": (0, 65535), "rx_state": (0, 255), "real_time_set": (0, 1), "len": (0, 65535),
+}
+_FLOATS = ("real_timestamp", "host_time")
+#: ``extra`` columns: name -> dtype (every batch of this format has exactly these, plus ltf/layout_known)
+EXTRA = {
+    "rate": np.int16, "sig_mode": np.int8, "mcs": np.int16, "cwb": np.int8, "smoothing": np.int8,
+    "not_sounding": np.int8, "aggregation": np.int8, "stbc": np.int8, "fec_coding": np.int8, "sgi": np.int8,
+    "ampdu_cnt": np.int16, "secondary_channel": np.int8, "local_timestamp": np.int64, "ant": np.int16,
+    "sig_len": np.int32, "rx_state": np.int16, "real_time_set": np.int8, "len": np.int32,
+}
+
+
+def sniff(head: bytes) -> bool:
+    """True for text whose first CSI line (or header row) is ESP32-CSI-Tool's."""
+    try:
+        for line in head.split(b"\n"):
+            s = line.strip(b" \t\r\n\x00")
+            if s.startswith(b"type,role,mac,"):
+                return True
+            at = s.find(esp_text.CSI_TAG + b",")
+            if at < 0:
+                continue
+            row = s[at:]
+            if b'"[' in row:
+                return False  # esp-csi's quoted JSON array
+            if b"[" in row:
+                return True
+            parts = row.split(b",")
+            return len(parts) >= 24 and (b" " in parts[23] or (len(parts) >= 26 and b" " in parts[25]))
+    except Exception:  # a sniffer never raises
+        return False
+    return False
+
+
+def _check_ltf(ltf: str) -> int:
+    try:
+        return layout.LTF_NAMES[ltf]
+    except KeyError:
+        raise ValueError(f"ltf must be one of {', '.join(layout.LTF_NAMES)}, got {ltf!r}") from None
+
+
+# ---------------------------------------------------------------- per-line parser
+
+
+def _split(text: bytes, source: str, line_no: int | None) -> tuple[list[bytes], list[bytes], bytes]:
+    """One CSI line -> (columns before the values, value tokens, text after the values)."""
+    def fail(reason: str, detail: str) -> ParseError:
+        return ParseError(reason, detail, source=source, line=line_no)
+
+    if b"[" in text:
+        head, _, rest = text.partition(b"[")
+        vals, closed, tail = rest.partition(b"]")
+        if not closed:
+            raise fail("truncated", "no ']' after the values")
+        if not head.endswith(b","):
+            raise fail("column_count", "no ',' before '['")
+        cols = head[:-1].split(b",")
+    else:  # firmware before 2019-07-11: the values are the last column, space separated
+        parts = text.split(b",")
+        if len(parts) in (24, 26):
+            cols, vals, tail = parts[:-1], parts[-1], b""
+        elif len(parts) in (25, 27):
+            cols, vals, tail = parts[:-2], parts[-2], b"," + parts[-1]
+        else:
+            raise fail("column_count", f"{len(parts)} columns")
+    if len(cols) not in (len(NUMERIC_OLD) + 3, len(NUMERIC_NEW) + 3):
+        raise fail("column_count", f"{len(cols)} columns before the values, expected 23 or 25")
+    return cols, vals.split(), tail.strip()
+
+
+def _parse_one(line: bytes | str, line_no: int | None, source: str) -> Rows:
+    """One line -> a one-row :class:`Rows` (fields not range-checked yet); raises ParseError."""
+    if isinstance(line, str):
+        line = line.encode("utf-8", "surrogateescape")
+    text = line.strip(b" \t\r\n\x00")
+    at = text.find(esp_text.CSI_TAG)
+    if at < 0:
+        kind = "header" if text.startswith(b"type,") else "not_csi"
+        raise ParseError(kind, f"no CSI_DATA tag: {text[:40]!r}", source=source, line=line_no)
+    cols, tokens, tail = _split(text[at:], source, line_no)
+    if cols[0] != esp_text.CSI_TAG:
+        raise ParseError("column_count", f"first column {cols[0][:20]!r}", source=source, line=line_no)
+    names = NUMERIC_NEW if len(cols) == len(NUMERIC_NEW) + 3 else NUMERIC_OLD
+    fields: dict[str, float] = {}
+    for name, tok in zip(names, cols[3:]):
+        value = esp_text.parse_float(tok) if name == "real_timestamp" else esp_text.parse_int(tok)
+        if value is None:
+            raise ParseError("bad_field", f"{name}={tok[:20]!r}", source=source, line=line_no)
+        fields[name] = float(value)
+    if tail:
+        host = esp_text.parse_float(tail[1:]) if tail.startswith(b",") else None
+        if host is None:
+            raise ParseError("trailing_garbage", f"{tail[:20]!r} after the values", source=source, line=line_no)
+        fields["host_time"] = host
+    mac = esp_text.parse_mac(cols[2])
+    if mac is None:
+        raise ParseError("bad_mac", f"{cols[2][:20]!r}", source=source, line=line_no)
+    values = []
+    for k, tok in enumerate(tokens):
+        v = esp_text.parse_int(tok)
+        if v is None:
+            raise ParseError("bad_value", f"value {k}: {tok[:20]!r}", source=source, line=line_no)
+        if not -32768 <= v <= 32767:
+            raise ParseError("value_range", f"value {k}: {v}", source=source, line=line_no)
+        values.append(v)
+    role = cols[1].decode("utf-8", "replace")
+    return one_row(line_no, fields, FIELDS, mac, {"role": role}, TEXT, values)
+
+
+# ---------------------------------------------------------------- vectorised path
+
+
+def _fast_block(split: list[list[bytes]], vals: list[bytes], new: bool) -> tuple[np.ndarray, np.ndarray,
+                                                                                  np.ndarray] | None:
+    """Rows of one column layout -> (numeric table, flat values, counts), or None if any is not canonical.
+
+    ``split[k]`` is the row's head cut as [type, role, mac, numeric rest].
+    """
+    names = NUMERIC_NEW if new else NUMERIC_OLD
+    table = esp_text.parse_numeric_rows([p[3] for p in split], len(names),
+                                        float_col=names.index("real_timestamp") if new else None)
+    if table is None:
+        return None
+    parsed = esp_text.parse_values(vals, b" ", terminated=True, max_digits=3)
+    if parsed is None:
+        return None
+    return table, parsed[0], parsed[1]
+
+
+def _rows(numbers: np.ndarray, split: list[list[bytes]], table: np.ndarray, values: np.ndarray, counts: np.ndarray,
+          mac: np.ndarray, host: np.ndarray, new: bool) -> Rows:
+    columns = dict(zip(NUMERIC_NEW if new else NUMERIC_OLD, table.T))
+    nan = np.full(len(split), np.nan)
+    fields = {name: columns.get(name, nan) for name in NUMERIC_NEW}
+    fields["host_time"] = host
+    roles = list(map(itemgetter(1), split))
+    unique_roles = set(roles)
+    if len(unique_roles) == 1:
+        role = np.full(len(roles), roles[0].decode("utf-8", "replace"))
+    else:
+        text = {r: r.decode("utf-8", "replace") for r in unique_roles}
+        role = np.array([text[r] for r in roles])
+    return Rows(numbers, fields, mac, {"role": role}, values, counts)
+
+
+_WIDTH = {True: len(NUMERIC_NEW) + 3, False: len(NUMERIC_OLD) + 3}  # commas before '['
+
+
+def _fast(lines: list[bytes], numbers: list[int]) -> tuple[list[Rows], list[int]]:
+    """Lines starting with ``CSI_DATA,`` -> Rows for the canonical ones; returns (row
+    tables, line numbers left for the per-line parser).
+
+    Per-line Python work is kept to a few C-level string calls mapped over the
+    lines; the numbers are parsed in blocks (``esp_text``). A block with a
+    non-canonical line is halved until the culprits are found, so one odd line
+    costs a few extra blocks, not the whole file.
+    """
+    slow: list[int] = []
+    n = len(numbers)
+    if not n:
+        return [], slow
+    line_no = np.asarray(numbers, np.int64)
+    texts = [lines[i - 1] for i in numbers]
+    heads, _, rests = zip(*map(bytes.partition, texts, repeat(b"[")))
+    vals, closes, tails = zip(*map(bytes.partition, rests, repeat(b"]")))
+    split = list(map(bytes.split, heads, repeat(b","), repeat(3)))
+    host = np.full(n, np.nan)
+    if b"" not in closes and set(tails) <= {b"", b"\r"} and min(map(len, split)) == 4:
+        ok = np.ones(n, dtype=bool)
+    else:
+        ok = np.fromiter((c == b"]" and len(p) == 4 and (t == b"" or t == b"\r")
+                          for c, t, p in zip(closes, tails, split)), bool, n)
+        odd_tail = [k for k in np.flatnonzero(~ok).tolist()
+                    if closes[k] and tails[k][:1] == b"," and len(split[k]) == 4]
+        if odd_tail:  # appended host time: ",1612345678.123" (then maybe "\r")
+            times = esp_text.parse_numeric_rows([tails[k].rstrip(b"\r")[1:] + b"," for k in odd_tail], 1,
+                                                float_col=0)
+            if times is not None:
+                host[odd_tail] = times[:, 0]
+                ok[odd_tail] = True
+    mac, mac_ok = esp_text.parse_macs([p[2] if len(p) == 4 else b"" for p in split])
+    ok &= mac_ok
+    parts: list[Rows] = []
+    if ok.all():  # the common case: one block of one column layout, no copies
+        new = heads[0].count(b",") == _WIDTH[True]
+        got = _fast_block(split, list(vals), new)
+        if got is not None:
+            return [_rows(line_no, split, *got, mac, host, new)], slow
+    n_cols = np.fromiter(map(bytes.count, heads, repeat(b",")), np.int64, n)
+    for new in (True, False):
+        group = np.flatnonzero(ok & (n_cols == _WIDTH[new]))
+        stack = [group] if group.size else []
+        while stack:
+            idx = stack.pop()
+            pick = idx.tolist()
+            sub_split = [split[k] for k in pick]
+            got = _fast_block(sub_split, [vals[k] for k in pick], new)
+            if got is not None:
+                parts.append(_rows(line_no[idx], sub_split, *got, mac[idx], host[idx], new))
+            elif len(pick) <= 4:
+                slow.extend(numbers[k] for k in pick)
+            else:
+                half = len(pick) // 2
+                stack += [idx[half:], idx[:half]]
+    handled = ok & ((n_cols == _WIDTH[True]) | (n_cols == _WIDTH[False]))
+    slow.extend(numbers[k] for k in np.flatnonzero(~handled).tolist())
+    return parts, slow
+
+
+# ---------------------------------------------------------------- checks and batches
+
+
+def _reasons(rows: Rows) -> list[tuple[int, str, str]]:
+    """(row, reason, detail) for every row that parsed but breaks a rule."""
+    out: list[tuple[int, str, str]] = []
+    bad, which = out_of_range(rows, RANGES)
+    for name in _FLOATS:
+        v = rows.fields[name]
+        inf = np.isinf(v)
+        for k in np.flatnonzero(inf & ~bad).tolist():
+            which[k] = name
+        bad |= inf
+    for k in np.flatnonzero(bad).tolist():
+        out.append((k, "bad_field", f"{which[k]}={rows.fields[which[k]][k]!r}"))
+    n = rows.counts
+    length = rows.fields["len"]
+    wrong_count = ~bad & ((n == 0) | (n % 2 == 1) | ((n != 128) & (n != length)))
+    for k in np.flatnonzero(wrong_count).tolist():
+        out.append((k, "value_count", f"{n[k]} values, len={length[k]:.0f} (expected 128 or len, even)"))
+    bad |= wrong_count
+    off = rows.offsets
+    pos = np.flatnonzero((rows.values < -128) | (rows.values > 127))
+    if pos.size:
+        for k in np.unique(np.searchsorted(off, pos, side="right") - 1).tolist():
+            if not bad[k]:
+                out.append((k, "value_range", "a value outside int8"))
+    return out
+
+
+def _batches(rows: Rows, *, ltf: int, chip: str | None, received: float | None) -> list[CSIBatch]:
+    f = rows.fields
+    n = len(rows)
+    counts = rows.counts
+    uniq, mapping_id = layout_keys([counts, f["len"], f["secondary_channel"], f["sig_mode"], f["cwb"], f["stbc"]],
+                                   [1 << 20, 1 << 16, 16, 4, 2, 4])
+    mappings = [layout.classic_mapping(int(c) // 2, int(ln), int(sec), int(sig), int(cwb), int(stbc), ltf,
+                                       lltf_only_print=int(c) == 128)
+                for c, ln, sec, sig, cwb, stbc in uniq.tolist()]
+    chip_name = chip or CHIP
+    local = unwrap_u32(f["local_timestamp"])
+    noise = f["noise_floor"]
+    extra = {name: int_column(f[name], dtype) for name, dtype in EXTRA.items()}
+    extra["local_timestamp"] = np.mod(extra["local_timestamp"], 1 << 32)
+    extra["real_timestamp"] = f["real_timestamp"].copy()
+    extra["host_time"] = f["host_time"].copy()
+    extra["first_word_invalid"] = np.full(n, UNKNOWN, np.int8)  # the tool does not print the flag
+    extra["n_values"] = counts.astype(np.int32)
+    extra["role"] = rows.text["role"]
+    extra["line"] = rows.line.copy()
+    cols = Columns(time=packet_time(rows, local, received), mac=rows.mac, seq=np.full(n, UNKNOWN, np.int64),
+                   rssi=f["rssi"].astype(np.float32), noise=np.where(noise > 127, noise - 256, noise).astype(np.float32),
+                   channel=f["channel"].astype(np.int16), extra=extra)
+    return build_batches(rows, cols, format=NAME, chips=[chip_name], chip_id=np.zeros(n, np.intp),
+                         mappings=mappings, mapping_id=mapping_id,
+                         first_word_bad=np.full(n, chip_name == CHIP), packet_index=np.arange(n, dtype=np.int64))
+
+
+# ---------------------------------------------------------------- public API
+
+
+def read(data: bytes, *, source: str = "", ltf: str = "lltf", chip: str | None = None) -> Capture:
+    """A whole ESP32-CSI-Tool capture; bad lines are counted in ``Capture.bad`` (with line numbers).
+
+    ``ltf``: which training field becomes ``csi`` ("lltf", "htltf", "stbc-htltf";
+    see the module docstring). ``chip``: the chip name to record (default
+    "esp32"; the first-word mask applies to "esp32" only).
+    Raises ParseError only when the input holds no CSI_DATA line and no header row.
+    """
+    want = _check_ltf(ltf)
+    data = bytes(data)
+    bad = BadPackets()
+    lines, fast, other, junk = esp_text.split_lines(data, _HEADER)
+    if not fast and not other:
+        if not any(ln.strip(b" \t\r\n\x00").startswith(_HEADER) for ln in lines):
+            raise ParseError("not_esp32_csi_tool", "no CSI_DATA line", source=source, offset=0)
+    for i in junk:
+        bad.add(ParseError("not_csi", f"{lines[i - 1][:40]!r}", source=source, line=i))
+    parts, slow = _fast(lines, fast)
+    for i in sorted(slow + other):
+        try:
+            parts.append(_parse_one(lines[i - 1], i, source))
+        except ParseError as exc:
+            bad.add(exc)
+    rows = Rows.concat(parts).sorted_by_line() if parts else Rows.empty(FIELDS, TEXT)
+    reasons = _reasons(rows)
+    if reasons:
+        keep = np.ones(len(rows), dtype=bool)
+        for k, reason, detail in reasons:
+            if keep[k]:
+                bad.add(ParseError(reason, detail, source=source, line=int(rows.line[k])))
+            keep[k] = False
+        rows = rows.take(keep)
+    return Capture(format=NAME, source=source, batches=_batches(rows, ltf=want, chip=chip, received=None), bad=bad)
+
+
+def parse_line(line: str | bytes, *, received: float | None = None, source: str = "", line_no: int | None = None,
+               ltf: str = "lltf", chip: str | None = None) -> CSIBatch:
+    """One CSI_DATA line (live serial / UDP) -> a one-packet batch; raises ParseError naming the line.
+
+    ``received``: host receive time (seconds); used as ``time`` unless the line
+    carries an appended host time.
+    """
+    want = _check_ltf(ltf)
+    rows = _parse_one(line, line_no, source)
+    reasons = _reasons(rows)
+    if reasons:
+        _, reason, detail = reasons[0]
+        raise ParseError(reason, detail, source=source, line=line_no)
+    return _batches(rows, ltf=want, chip=chip, received=received)[0]

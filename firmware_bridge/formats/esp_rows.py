@@ -1,0 +1,243 @@
+"""Parsed ESP32 text rows (columnar) and their conversion into CSIBatch objects.
+
+Both ESP32 line formats (ESP32-CSI-Tool, esp-csi) parse into :class:`Rows`:
+one float64 array per device field (NaN where the line has no such column), the
+source MAC, a few text columns and the printed int values as one flat int16
+array with a count per row (rows of one capture may print different numbers of
+values). :func:`build_batches` then maps each row's values onto a subcarrier
+grid (``esp_buffer_layout``) and cuts the rows into one batch per layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping as TMapping, Sequence
+
+import numpy as np
+
+from edgecsi.firmware_bridge.formats.esp_buffer_layout import Mapping
+from edgecsi.frames import CSIBatch, make_batch
+
+U32 = 1 << 32
+
+
+@dataclass
+class Rows:
+    """Columnar ESP32 rows; every array has one entry per row (``values`` is flat)."""
+
+    line: np.ndarray  # int64[row], 1-based line number in the input, -1 unknown
+    fields: dict[str, np.ndarray]  # float64[row] per device field, NaN = not on this line
+    mac: np.ndarray  # uint64[row]
+    text: dict[str, np.ndarray]  # str[row] per text field ("" = not on this line)
+    values: np.ndarray  # int16[sum(counts)]: the printed values, row after row
+    counts: np.ndarray  # int64[row]
+
+    def __len__(self) -> int:
+        return int(self.line.shape[0])
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+
+    def take(self, idx: np.ndarray) -> "Rows":
+        idx = np.asarray(idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        offsets = self.offsets
+        counts = self.counts[idx]
+        if len(idx) and np.all(counts == counts[0]):
+            gather = (offsets[idx][:, None] + np.arange(counts[0])).ravel()
+        else:
+            gather = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in idx]) if len(idx) \
+                else np.zeros(0, np.int64)
+        return Rows(self.line[idx], {k: v[idx] for k, v in self.fields.items()}, self.mac[idx],
+                    {k: v[idx] for k, v in self.text.items()}, self.values[gather], counts)
+
+    def row_values(self, idx: np.ndarray, n: int) -> np.ndarray:
+        """int16[len(idx), n]: values of rows that all print ``n`` values."""
+        if self.values.shape[0] == n * len(self):  # every row prints n values: a plain reshape
+            return self.values.reshape(len(self), n)[idx]
+        start = self.offsets[:-1][idx]
+        return self.values[start[:, None] + np.arange(n)]
+
+    @staticmethod
+    def empty(field_names: Sequence[str], text_names: Sequence[str]) -> "Rows":
+        return Rows(np.zeros(0, np.int64), {k: np.zeros(0) for k in field_names}, np.zeros(0, np.uint64),
+                    {k: np.zeros(0, dtype="U1") for k in text_names}, np.zeros(0, np.int16),
+                    np.zeros(0, np.int64))
+
+    @staticmethod
+    def concat(parts: Sequence["Rows"]) -> "Rows":
+        parts = [p for p in parts if len(p)] or list(parts[:1])
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        return Rows(np.concatenate([p.line for p in parts]),
+                    {k: np.concatenate([p.fields[k] for p in parts]) for k in first.fields},
+                    np.concatenate([p.mac for p in parts]),
+                    {k: np.concatenate([p.text[k] for p in parts]) for k in first.text},
+                    np.concatenate([p.values for p in parts]),
+                    np.concatenate([p.counts for p in parts]))
+
+    def sorted_by_line(self) -> "Rows":
+        if len(self) < 2 or np.all(np.diff(self.line) > 0):
+            return self
+        return self.take(np.argsort(self.line, kind="stable"))
+
+
+def one_row(line_no: int | None, fields: TMapping[str, float], field_names: Sequence[str], mac: int,
+            text: TMapping[str, str], text_names: Sequence[str], values: Sequence[int]) -> Rows:
+    """A :class:`Rows` of one line (the per-line parser's output)."""
+    return Rows(np.array([-1 if line_no is None else line_no], dtype=np.int64),
+                {k: np.array([fields.get(k, np.nan)], dtype=np.float64) for k in field_names},
+                np.array([mac], dtype=np.uint64),
+                {k: np.array([text.get(k, "")]) for k in text_names},
+                np.asarray(values, dtype=np.int16).ravel(), np.array([len(values)], dtype=np.int64))
+
+
+def out_of_range(rows: Rows, ranges: TMapping[str, tuple[float, float]]) -> tuple[np.ndarray, list[str]]:
+    """bool[row] True where a present field is not an integer within its range; the
+    first offending field's name per row ("" for good rows)."""
+    names = [k for k in ranges if k in rows.fields]
+    if not names or not len(rows):
+        return np.zeros(len(rows), dtype=bool), [""] * len(rows)
+    table = np.column_stack([rows.fields[k] for k in names])
+    lo = np.array([ranges[k][0] for k in names], dtype=np.float64)
+    hi = np.array([ranges[k][1] for k in names], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        wrong = ~np.isnan(table) & ((table < lo) | (table > hi) | (table != np.floor(table)))
+    bad = wrong.any(axis=1)
+    which = [""] * len(rows)
+    for k in np.flatnonzero(bad).tolist():
+        which[k] = names[int(np.argmax(wrong[k]))]
+    return bad, which
+
+
+def unwrap_u32(ts: np.ndarray) -> np.ndarray:
+    """Device microsecond counter (u32, may be printed signed) -> monotone int64 across wraps.
+
+    A step back of more than half the counter range is a wrap; a smaller step
+    back (a reboot, reordered lines) is kept as it is.
+    """
+    t = np.mod(ts.astype(np.int64), U32)
+    if t.shape[0] < 2:
+        return t
+    wraps = np.concatenate([[0], np.cumsum(np.diff(t) < -(U32 // 2))])
+    return t + wraps * U32
+
+
+def packet_time(rows: Rows, local_us: np.ndarray, received: float | None = None) -> np.ndarray:
+    """Seconds per row: host time appended to the line, else ``received``, else the
+    device's real_timestamp, else local_timestamp (µs since boot)."""
+    t = local_us.astype(np.float64) / 1e6
+    real = rows.fields.get("real_timestamp")
+    if real is not None:
+        t = np.where(np.isnan(real), t, real)
+    if received is not None:
+        t = np.full_like(t, float(received))
+    host = rows.fields.get("host_time")
+    if host is not None:
+        t = np.where(np.isnan(host), t, host)
+    return t
+
+
+def _entries(values: np.ndarray) -> np.ndarray:
+    """int16[row, 2k] printed values -> complex64[row, k]; pairs are (imag, real)."""
+    v = values.astype(np.float32).reshape(values.shape[0], -1, 2)
+    out = np.empty(v.shape[:2], dtype=np.complex64)
+    out.real = v[..., 1]
+    out.imag = v[..., 0]
+    return out
+
+
+@dataclass
+class Columns:
+    """Per-row CSIBatch columns that do not depend on the layout."""
+
+    time: np.ndarray
+    mac: np.ndarray
+    seq: np.ndarray
+    rssi: np.ndarray
+    noise: np.ndarray
+    channel: np.ndarray
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def build_batches(rows: Rows, cols: Columns, *, format: str, chips: Sequence[str], chip_id: np.ndarray,
+                  mappings: Sequence[Mapping], mapping_id: np.ndarray, first_word_bad: np.ndarray,
+                  packet_index: np.ndarray) -> list[CSIBatch]:
+    """Cut rows into one batch per (chip, subcarrier grid), in order of first appearance.
+
+    ``mapping_id[row]`` indexes ``mappings``; rows of one mapping print the same
+    number of values. ``first_word_bad[row]``: buffer entries 0 and 1 are garbage.
+    """
+    if len(rows) == 0:
+        return []
+    groups: dict[tuple, list[int]] = {}
+    for m_id in np.unique(mapping_id).tolist():
+        m = mappings[m_id]
+        for c_id in np.unique(chip_id[mapping_id == m_id]).tolist():
+            key = (c_id, m.subcarriers.tobytes(), m.known)
+            groups.setdefault(key, []).append(m_id)
+    batches = []
+    for (c_id, _, _), m_ids in groups.items():
+        members = np.isin(mapping_id, m_ids) & (chip_id == c_id)
+        idx = np.flatnonzero(members)
+        first = mappings[m_ids[0]]
+        n_sc = first.subcarriers.shape[0]
+        csi = np.zeros((len(idx), n_sc), dtype=np.complex64)
+        invalid = np.zeros((len(idx), n_sc), dtype=bool)
+        bandwidth = np.zeros(len(idx), dtype=np.int16)
+        ltf = np.zeros(len(idx), dtype=np.int8)
+        known = np.zeros(len(idx), dtype=bool)
+        for m_id in m_ids:
+            m = mappings[m_id]
+            pos = np.flatnonzero(mapping_id[idx] == m_id)
+            rows_here = idx[pos]
+            n_values = int(rows.counts[rows_here[0]])
+            ent = _entries(rows.row_values(rows_here, n_values))
+            ent = np.concatenate([ent, np.zeros((len(pos), 1), np.complex64)], axis=1)
+            csi[pos] = ent[:, m.gather]
+            inv = np.broadcast_to(m.invalid, (len(pos), n_sc)).copy()
+            if m.first_word.size:
+                fw = first_word_bad[rows_here]
+                inv[np.ix_(fw, m.first_word)] = True
+            invalid[pos] = inv
+            bandwidth[pos] = m.bandwidth_mhz
+            ltf[pos] = m.ltf
+            known[pos] = m.known
+        extra = {k: v[idx] for k, v in cols.extra.items()}
+        extra["ltf"] = ltf
+        extra["layout_known"] = known
+        batches.append(make_batch(
+            format=format, chip=chips[c_id], subcarriers=first.subcarriers, csi=csi, invalid=invalid,
+            time=cols.time[idx], mac=cols.mac[idx], seq=cols.seq[idx], rssi=cols.rssi[idx],
+            noise=cols.noise[idx], channel=cols.channel[idx], bandwidth_mhz=bandwidth,
+            packet_index=packet_index[idx], extra=extra))
+    batches.sort(key=lambda b: int(b.packet_index[0]))
+    return batches
+
+
+def layout_keys(columns: Sequence[np.ndarray], sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows -> (unique key rows int64[k, c], inverse int[row]) for small non-negative int columns.
+
+    ``sizes[c]`` bounds column c (values are clipped into ``0..size-1`` first, so
+    callers pass range-checked columns); one 1-D unique instead of a row-wise one.
+    """
+    key = np.zeros(columns[0].shape[0], dtype=np.int64)
+    for col, size in zip(columns, sizes):
+        key = key * size + np.clip(col, 0, size - 1).astype(np.int64)
+    uniq, inverse = np.unique(key, return_inverse=True)
+    out = np.zeros((uniq.shape[0], len(columns)), dtype=np.int64)
+    rest = uniq.copy()
+    for c in range(len(columns) - 1, -1, -1):
+        out[:, c] = rest % sizes[c]
+        rest //= sizes[c]
+    return out, inverse.ravel()
+
+
+def int_column(v: np.ndarray, dtype=np.int64) -> np.ndarray:
+    """float64 field (NaN = absent) -> integer column with -1 for absent."""
+    if not np.isnan(v).any():
+        return v.astype(dtype)
+    return np.where(np.isnan(v), -1, v).astype(dtype)

@@ -1,0 +1,235 @@
+"""Numbers out of ESP32 CSV text, many rows per numpy call.
+
+The ESP32 line formats are plain decimal text. Parsing each value with ``int()``
+costs ~100 ns; a 1600-row capture holds 200 000 values. Here the rows of one
+shape are joined and parsed by one ``np.fromstring`` call, then checked to be
+*canonical* (every token is the shortest decimal spelling of its value, one
+separator between tokens, nothing else in the text). Canonical text parses to
+exactly one token per separator, so each row's tokens can be assigned to it
+without looking at the row again. Anything non-canonical returns None and the
+caller falls back to its per-line parser, which decides what to accept: the fast
+path never accepts a line the slow path would reject, and never reads a line
+differently.
+
+The per-token regexes used by the slow path live here too, so both paths agree
+on what a number is.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from itertools import repeat
+from typing import Sequence
+
+import numpy as np
+
+INT_RE = re.compile(rb"[-+]?[0-9]+")
+FLOAT_RE = re.compile(rb"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
+MAC_RE = re.compile(rb"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
+
+_INT_CHARS = b"0123456789-"
+# canonical length of an integer token (digits + sign), for |v| < 10**10
+_POW10 = np.array([10 ** k for k in range(1, 11)], dtype=np.int64)
+
+_HEX = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate(b"0123456789"):
+    _HEX[_c] = _i
+for _i, _c in enumerate(b"abcdef"):
+    _HEX[_c] = 10 + _i
+    _HEX[_c - 32] = 10 + _i
+
+
+def _fromstring(text: bytes, dtype, sep: str) -> np.ndarray:
+    with warnings.catch_warnings():
+        # fromstring warns (and stops) at the first token it cannot read; the
+        # count check below turns that into "not canonical".
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return np.fromstring(text, dtype=dtype, sep=sep)
+
+
+def _canonical_len(v: np.ndarray) -> np.ndarray:
+    """Characters of the shortest decimal spelling of each integer (int64 in, |v| < 10**10)."""
+    a = np.abs(v)
+    return 1 + (v < 0) + np.searchsorted(_POW10, a, side="right")
+
+
+# canonical length of every int16, indexed by the value's uint16 bit pattern
+_LEN16 = _canonical_len(np.arange(65536, dtype=np.int64).astype(np.uint16).view(np.int16).astype(np.int64))
+
+
+def parse_values(texts: Sequence[bytes], sep: bytes, *, terminated: bool,
+                 max_digits: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Integer lists, one per text -> (int16 flat values, int64 counts per text), or None.
+
+    ``terminated``: every token of a text is followed by ``sep`` (ESP32-CSI-Tool
+    ``"1 2 3 "``); otherwise tokens are separated by ``sep`` (esp-csi
+    ``"1,2,3"``). Returns None unless every token is canonical (``-?[1-9][0-9]*``
+    or ``0``) with at most ``max_digits`` (1..4) digits.
+
+    One ``np.fromstring`` over the joined texts, then the canonical check: the
+    text must be exactly as long as the shortest spelling of the values it
+    parsed to plus one separator each (any extra sign, zero, blank or merged
+    token makes it longer), which a bincount over the int16 bit patterns gives
+    without per-value temporaries.
+    """
+    n = len(texts)
+    if n == 0:
+        return np.zeros(0, np.int16), np.zeros(0, np.int64)
+    counts = np.fromiter(map(bytes.count, texts, repeat(sep)), dtype=np.int64, count=n)
+    if not terminated:
+        counts += 1
+    joined = b"".join(texts) if terminated else sep.join(texts) + sep
+    if joined.translate(None, _INT_CHARS + sep):
+        return None
+    if terminated:
+        # every text must end with the separator, or a token would run into the next text
+        lens = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+        if np.any(lens == 0) or np.any(np.frombuffer(joined, np.uint8)[np.cumsum(lens) - 1] != sep[0]):
+            return None
+    # int16 parsing wraps silently; a wrapped token is longer than its value's spelling,
+    # which the length check catches as long as a 4-digit value cannot come from a
+    # 5-digit token: so int16 only when values have at most 3 digits.
+    values = _fromstring(joined, np.int16 if max_digits <= 3 else np.int64, sep.decode())
+    if values.shape[0] != int(counts.sum()):
+        return None
+    if values.size and max(-int(values.min()), int(values.max())) >= 10 ** max_digits:
+        return None
+    if values.dtype == np.int16:
+        total = int(np.bincount(values.view(np.uint16), minlength=65536) @ _LEN16)
+    else:
+        total = int(_canonical_len(values).sum())
+    if total + values.shape[0] != len(joined):
+        return None
+    return values.astype(np.int16, copy=False), counts
+
+
+def parse_numeric_rows(texts: Sequence[bytes], n_cols: int, *, float_col: int | None = None,
+                       max_digits: int = 10) -> np.ndarray | None:
+    """Comma-terminated numeric rows (``"-54,30,0,...,128,"``) -> float64[row, col], or None.
+
+    Every text holds exactly ``n_cols`` comma-terminated integers, except column
+    ``float_col`` which must be a decimal with a point (``"0.285197"``). None
+    unless every text is canonical (integers as in :func:`parse_values`; the
+    float as ``-?digits.digits``, its integer part canonical).
+    """
+    n = len(texts)
+    if n == 0:
+        return np.zeros((0, n_cols))
+    joined = b"".join(texts)
+    if joined.translate(None, b"0123456789-.,"):
+        return None
+    buf = np.frombuffer(joined, np.uint8)
+    commas = np.flatnonzero(buf == 44)
+    if commas.shape[0] != n * n_cols:
+        return None
+    row_end = commas[n_cols - 1::n_cols]
+    lens = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+    if not np.array_equal(row_end + 1, np.cumsum(lens)):
+        return None  # a text with a different number of columns or not comma-terminated
+    if float_col is None:
+        if b"." in joined:
+            return None
+        values = _fromstring(joined, np.int64, ",")
+        if values.shape[0] != n * n_cols:
+            return None
+        if values.size and int(np.abs(values).max()) >= 10 ** max_digits:
+            return None
+        if int(_canonical_len(values).sum()) + values.shape[0] != len(joined):
+            return None
+        return values.reshape(n, n_cols).astype(np.float64)
+    dots = np.flatnonzero(buf == 46)
+    if dots.shape[0] != n:
+        return None
+    field = np.searchsorted(commas, dots)  # index of the field holding each dot
+    if not np.array_equal(field, np.arange(n) * n_cols + float_col):
+        return None
+    frac_width = commas[field] - dots - 1
+    if np.any(frac_width < 1) or np.any(frac_width > 9):
+        return None
+    ints = _fromstring(joined.replace(b".", b","), np.int64, ",")
+    if ints.shape[0] != n * (n_cols + 1):
+        return None
+    if ints.size and int(np.abs(ints).max()) >= 10 ** max_digits:
+        return None
+    table = ints.reshape(n, n_cols + 1)
+    frac = table[:, float_col + 1]
+    if np.any(frac < 0):
+        return None
+    expected = _canonical_len(table).sum() - _canonical_len(frac).sum() + frac_width.sum() + n * (n_cols + 1)
+    if int(expected) != len(joined):
+        return None
+    whole = table[:, float_col]
+    # the sign of "-0.5" lives in the text only; a negative zero whole part is not canonical
+    # (its "-0" is longer than "0"), so the length check above already sent it to the slow path
+    value = whole + np.where(whole < 0, -1.0, 1.0) * frac / np.power(10.0, frac_width)
+    out = np.delete(table, float_col + 1, axis=1).astype(np.float64)
+    out[:, float_col] = value
+    return out
+
+
+def parse_macs(texts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """``aa:bb:cc:dd:ee:ff`` texts -> (uint64 MACs, bool ok); rows not in that exact form are not ok."""
+    n = len(texts)
+    ok = np.fromiter((len(t) == 17 for t in texts), dtype=bool, count=n)
+    out = np.zeros(n, dtype=np.uint64)
+    if not ok.any():
+        return out, ok
+    good = [t for t, k in zip(texts, ok.tolist()) if k]
+    raw = np.frombuffer(b"".join(good), np.uint8).reshape(len(good), 17)
+    colons = raw[:, 2::3]
+    digits = _HEX[np.delete(raw, np.s_[2::3], axis=1)]  # [row, 12]
+    row_ok = np.all(colons == 58, axis=1) & np.all(digits != 255, axis=1)
+    nibbles = digits.astype(np.uint64)
+    value = np.zeros(len(good), dtype=np.uint64)
+    for k in range(12):
+        value = (value << np.uint64(4)) | nibbles[:, k]
+    idx = np.flatnonzero(ok)
+    out[idx] = np.where(row_ok, value, 0)
+    ok[idx] = row_ok
+    return out, ok
+
+
+def parse_mac(text: bytes) -> int | None:
+    """One MAC in the strict ``aa:bb:cc:dd:ee:ff`` form (either case), or None."""
+    if not MAC_RE.fullmatch(text):
+        return None
+    return int(text.replace(b":", b""), 16)
+
+
+def parse_int(text: bytes) -> int | None:
+    return int(text) if INT_RE.fullmatch(text) else None
+
+
+def parse_float(text: bytes) -> float | None:
+    return float(text) if FLOAT_RE.fullmatch(text) else None
+
+
+
+CSI_TAG = b"CSI_DATA"
+
+
+def split_lines(data: bytes, header_prefixes: tuple[bytes, ...]) -> tuple[list[bytes], list[int], list[int], list[int]]:
+    """Sort the lines of an ESP32 text capture.
+
+    Returns (lines, fast, other, junk): ``lines = data.split(b"\n")`` and three
+    lists of 1-based line numbers. Fast lines start with ``CSI_DATA,`` exactly;
+    "other" lines carry the tag somewhere else (junk before it, leading blanks)
+    and go to the per-line parser; junk lines carry no tag. Blank lines and
+    header rows are in none of the lists.
+    """
+    lines = data.split(b"\n")
+    is_csi = np.fromiter(map(bytes.startswith, lines, repeat(b"CSI_DATA,")), dtype=bool, count=len(lines))
+    fast = (np.flatnonzero(is_csi) + 1).tolist()
+    other: list[int] = []
+    junk: list[int] = []
+    if len(fast) != len(lines):
+        is_fast = set(fast)
+        for i, line in enumerate(lines, 1):
+            if i in is_fast:
+                continue
+            stripped = line.strip(b" \t\r\n\x00")
+            if not stripped or stripped.startswith(header_prefixes):
+                continue
+            (other if CSI_TAG in line else junk).append(i)
+    return lines, fast, other, junk
