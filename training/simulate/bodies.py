@@ -3,13 +3,16 @@
 Body points (torso ring, head, hands, knees, feet) sit in a body frame that follows
 the :class:`~edgecsi.training.simulate.tracks.Track`: forward = heading, left, up.
 Micro-motion that a standing person still has: breathing (the torso surface moves a
-few millimetres along its outward normal), slow postural sway. Walking adds arm and
-leg swing locked to the distance walked, and a vertical bob at the step rate.
+few millimetres along its outward normal), slow postural sway, and now and then a
+gesture (a hand, the head or the upper body moves a few centimetres and back over a
+second or two). Walking adds arm and leg swing locked to the distance walked, and a
+vertical bob at the step rate.
 
 Carried objects (concealed under clothing at the chest, or in a bag at the hip):
-``metal`` is a plate with a strong specular lobe (a laptop, a tray) that also blocks
-a little more; ``liquid`` (a water bottle) reflects weakly with a phase flip and
-absorbs strongly, so it mostly deepens the body's shadow on the link.
+``metal`` is a flat plate (a laptop, a tray): physical-optics RCS ``4 pi A^2 / lambda^2``
+in a specular lobe ``lambda / L`` wide around the plate normal, a weaker edge-diffraction
+floor elsewhere, and it blocks a little more; ``liquid`` (a water bottle) reflects
+weakly with a phase flip and absorbs strongly, so it mostly deepens the body's shadow.
 """
 
 from __future__ import annotations
@@ -27,6 +30,21 @@ _TORSO_ANGLES = np.deg2rad([0, 90, 180, 270])
 _TORSO_HEIGHTS = (1.08, 1.35)
 _TORSO_RADII = (0.12, 0.18)  # forward, lateral half-axes of the torso ellipse
 _BREATH_MM = {0: 5.0, 90: 2.0, 180: 1.0, 270: 2.0}
+
+PLATE_AREA_M2 = 0.05  # 25 x 20 cm
+PLATE_SIZE_M = 0.25
+PLATE_FLOOR = 0.15  # off-specular (edge) return relative to the specular peak
+BOTTLE_GAIN = 0.35
+# Where an object is carried: body-frame (forward, left, up) position and the outward
+# normal (forward, left) of its flat face. Chest: concealed under a jacket; back: in a
+# backpack; hip: in a shoulder bag at the side. On a doorway link (radios on the jambs)
+# a side-facing plate only ever shows its edge, so by default objects go chest or back.
+CARRY_PLACES = {
+    "chest": (0.17, 0.0, 1.15, 1.0, 0.0),
+    "back": (-0.24, 0.0, 1.20, -1.0, 0.0),
+    "hip": (0.0, -0.30, 0.90, 0.0, -1.0),
+}
+DEFAULT_CARRY_PLACES = ("chest", "back")  # sqrt RCS of a 0.5 l water bottle (dielectric cylinder, broadside)
 
 STRIDE_M = 1.4  # one full arm/leg cycle per stride (two steps)
 # A person's body on a link: amplitude transmission through the torso, and the
@@ -55,6 +73,26 @@ def _base_points() -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 
 BODY_POINTS, BODY_GAINS, BODY_PARTS = _base_points()
+# Point indices that move together in a gesture: each hand, the head, the upper body.
+_GESTURE_GROUPS = [
+    np.array([BODY_PARTS.index("hand_l")]),
+    np.array([BODY_PARTS.index("hand_r")]),
+    np.array([BODY_PARTS.index("head")]),
+    np.array([i for i, p in enumerate(BODY_PARTS) if p.startswith("torso") or p == "head"]),
+]
+_GESTURE_REACH_M = (0.20, 0.20, 0.04, 0.03)  # how far each group typically moves
+
+
+def random_gestures(rng: np.random.Generator, seconds: float, rate_hz: float) -> np.ndarray:
+    """float[gesture, 6] (start, duration, group, dx, dy, dz): a Poisson stream of small movements."""
+    n = int(rng.poisson(rate_hz * seconds))
+    start = rng.uniform(-1.0, seconds, n)
+    duration = rng.uniform(0.8, 2.5, n)
+    group = rng.integers(0, len(_GESTURE_GROUPS), n)
+    move = rng.normal(0.0, 1.0, (n, 3))
+    move /= np.maximum(np.linalg.norm(move, axis=1, keepdims=True), 1e-9)
+    move *= (np.asarray(_GESTURE_REACH_M)[group] * rng.uniform(0.3, 1.0, n))[:, None]
+    return np.column_stack([start, duration, group, move])
 
 
 @dataclass(frozen=True)
@@ -67,7 +105,9 @@ class Person:
                 (random surface detail; fixed per person)
     gain_scale  float[point] per-point reflectivity spread around the nominal
     breath_hz   breathing rate; sway (2 sinusoids per axis) is ``sway_amp`` metres
-    carry       "none", "metal" or "liquid"; ``carry_at`` "chest" or "hip"
+    gestures    float[gesture, 6]: start time, duration, body-part group, dx, dy, dz
+                (body frame, metres; the group moves there and back with a Hann profile)
+    carry       "none", "metal" or "liquid"; ``carry_at`` a key of CARRY_PLACES
     window      (t_on, t_off, fade_s): present between these times, fading in and out
                 (a walker coming round a corner); None = present all the time
     """
@@ -81,6 +121,7 @@ class Person:
     sway_hz: np.ndarray
     sway_phase: np.ndarray
     sway_amp: float
+    gestures: np.ndarray
     carry: str = "none"
     carry_at: str = "chest"
     carry_phase: float = 0.0
@@ -104,10 +145,11 @@ class Person:
             for axis in range(2)], axis=-1)
         return xy + self.sway_amp * sway
 
-    def scatterers(self, t: np.ndarray, tx: np.ndarray, rx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def scatterers(self, t: np.ndarray, tx: np.ndarray, rx: np.ndarray,
+                   wavelength: float) -> tuple[np.ndarray, np.ndarray]:
         """Positions float[time, point, 3] and complex gains complex[time, point].
 
-        ``tx``/``rx`` (one antenna each) orient the specular lobe of a metal plate.
+        ``tx``/``rx`` (one antenna each) and ``wavelength`` shape the specular lobe of a metal plate.
         """
         n = len(t)
         centre = self.centre(t)
@@ -134,29 +176,29 @@ class Person:
                 local[:, i, 0] += swing[part] * gait * np.sin(phase)
             elif part.startswith("torso") or part == "head":
                 local[:, i, 2] += 0.025 * gait * np.cos(2 * phase)
+        for start, duration, group, *move in self.gestures:
+            u = (t - start) / duration
+            bump = np.where((u > 0) & (u < 1), 0.5 * (1 - np.cos(2 * np.pi * np.clip(u, 0, 1))), 0.0)
+            local[:, _GESTURE_GROUPS[int(group)], :] += bump[:, None, None] * np.asarray(move)
         gains = (BODY_GAINS * self.gain_scale * self.phases)[None, :].repeat(n, axis=0)
 
         if self.carry != "none":
-            obj, gain = self._carried(t, local, heading, centre, tx, rx, gait, phase, zs)
+            obj, gain = self._carried(t, heading, centre, tx, rx, wavelength, gait, phase, zs)
             local = np.concatenate([local, obj[:, None, :]], axis=1)
             gains = np.concatenate([gains, gain[:, None]], axis=1)
 
         world = _to_world(local, centre, heading)
         return world, gains * self.presence(t)[:, None]
 
-    def _carried(self, t, local, heading, centre, tx, rx, gait, phase, zs):
-        if self.carry_at == "chest":
-            obj = np.array([0.17, 0.0, 1.15 * zs])
-            normal_local = np.array([1.0, 0.0])
-        else:  # a bag at the hip swings a little with the gait
-            obj = np.array([0.0, -0.30, 0.90 * zs])
-            normal_local = np.array([0.0, -1.0])
-        pos = np.broadcast_to(obj, (len(t), 3)).copy()
-        if self.carry_at == "hip":
-            pos[:, 0] += 0.08 * gait * np.sin(phase)
+    def _carried(self, t, heading, centre, tx, rx, wavelength, gait, phase, zs):
+        x, y, z, nx, ny = CARRY_PLACES[self.carry_at]
+        pos = np.broadcast_to(np.array([x, y, z * zs]), (len(t), 3)).copy()
+        normal_local = np.array([nx, ny])
+        if self.carry_at != "chest":  # a bag swings a little with the gait
+            pos[:, 0] += 0.05 * gait * np.sin(phase)
         if self.carry == "liquid":
             # Water: weak reflection with a phase flip; its effect is mainly absorption.
-            gain = np.full(len(t), -0.35 * np.exp(1j * self.carry_phase), dtype=np.complex128)
+            gain = np.full(len(t), -BOTTLE_GAIN * np.exp(1j * self.carry_phase), dtype=np.complex128)
             return pos, gain
         # Metal plate: specular lobe around the bistatic bisector.
         world = _to_world(pos[:, None, :], centre, heading)[:, 0, :]
@@ -167,10 +209,12 @@ class Person:
         c, s = np.cos(heading), np.sin(heading)
         normal = np.stack([c * normal_local[0] - s * normal_local[1], s * normal_local[0] + c * normal_local[1],
                            np.zeros_like(c)], axis=-1)
-        cos_err = np.abs(np.sum(bis * normal, axis=1))
-        angle = np.arccos(np.clip(cos_err, 0.0, 1.0))
-        lobe = 0.35 + 0.65 * np.exp(-(angle / np.deg2rad(30)) ** 2)
-        return pos, 1.6 * lobe * np.exp(1j * self.carry_phase)
+        # Only the outward face reflects specularly; the body hides the inner one.
+        angle = np.arccos(np.clip(np.sum(bis * normal, axis=1), -1.0, 1.0))
+        peak = np.sqrt(4 * np.pi) * PLATE_AREA_M2 / wavelength
+        width = wavelength / PLATE_SIZE_M
+        lobe = PLATE_FLOOR + (1 - PLATE_FLOOR) * np.exp(-(angle / width) ** 2)
+        return pos, peak * lobe * np.exp(1j * self.carry_phase)
 
     def shadow_transmission(self) -> float:
         """Amplitude transmission through this person (and what they carry) on a blocked path."""
@@ -188,10 +232,15 @@ def _to_world(local: np.ndarray, centre: np.ndarray, heading: np.ndarray) -> np.
 
 
 def random_person(rng: np.random.Generator, track: Track, *, carry: str = "none", carry_at: str | None = None,
-                  window: tuple[float, float, float] | None = None) -> Person:
-    """A person with random build, breathing and sway drawn from ``rng``."""
+                  window: tuple[float, float, float] | None = None, gesture_rate_hz: float = 0.25) -> Person:
+    """A person with random build, breathing, sway and gestures drawn from ``rng``.
+
+    Gestures are drawn over the track's time span (at least 60 s) at ``gesture_rate_hz``.
+    """
     if carry not in CARRY_KINDS:
         raise ValueError(f"carry must be one of {CARRY_KINDS}, got {carry!r}")
+    if carry_at is not None and carry_at not in CARRY_PLACES:
+        raise ValueError(f"carry_at must be one of {tuple(CARRY_PLACES)}, got {carry_at!r}")
     k = len(BODY_POINTS)
     return Person(
         track=track,
@@ -203,8 +252,9 @@ def random_person(rng: np.random.Generator, track: Track, *, carry: str = "none"
         sway_hz=rng.uniform(0.05, 0.5, (2, 2)),
         sway_phase=rng.uniform(0, 2 * np.pi, (2, 2)),
         sway_amp=float(rng.uniform(0.004, 0.012)),
+        gestures=random_gestures(rng, max(float(track.times[-1]), 60.0), gesture_rate_hz),
         carry=carry,
-        carry_at=carry_at or str(rng.choice(["chest", "hip"])),
+        carry_at=carry_at or str(rng.choice(DEFAULT_CARRY_PLACES)),
         carry_phase=float(rng.uniform(0, 2 * np.pi)),
         window=window,
     )

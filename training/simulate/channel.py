@@ -122,13 +122,23 @@ def shadowing(paths: StaticPaths, persons: list[Person], t: np.ndarray) -> np.nd
 
 
 def _sum_paths(gain: np.ndarray, delay: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-    """sum_k gain[time, k] exp(-j 2 pi f tau[time, k]) -> complex[time, subcarrier], in chunks."""
+    """sum_k gain[time, k] exp(-j 2 pi f tau[time, k]) -> complex[time, subcarrier], in chunks.
+
+    The carrier part of the phase is reduced modulo 2 pi in float64 first, so the rest
+    (offsets across the band, a few radians) can be evaluated in complex64 at twice the speed.
+    """
     n_t, n_k = gain.shape
+    f0 = float(freqs[0])
+    carrier = np.mod(-2 * np.pi * f0 * delay, 2 * np.pi).astype(np.float32)  # [time, k]
+    offsets = (-2 * np.pi * (freqs - f0)).astype(np.float32)  # [subcarrier]
+    tau = delay.astype(np.float32)
+    g = gain.astype(np.complex64)
     out = np.empty((n_t, len(freqs)), dtype=np.complex128)
     step = max(1, _CHUNK_ELEMENTS // max(1, n_k * len(freqs)))
     for s in range(0, n_t, step):
-        e = np.exp(-2j * np.pi * delay[s:s + step, :, None] * freqs[None, None, :])
-        out[s:s + step] = np.einsum("tk,tkf->tf", gain[s:s + step], e)
+        phase = carrier[s:s + step, :, None] + tau[s:s + step, :, None] * offsets[None, None, :]
+        e = np.exp(1j * phase)
+        out[s:s + step] = np.einsum("tk,tkf->tf", g[s:s + step], e)
     return out
 
 
@@ -145,10 +155,13 @@ def channel_response(scene: Scene, persons: list[Person], t: np.ndarray, freqs: 
             steering = np.exp(-2j * np.pi * paths.delay[:, None] * freqs[None, :])  # [path, subcarrier]
             h = (shadowing(paths, persons, t) * paths.gain[None, :]) @ steering
             for person in persons:
-                pos, g = person.scatterers(t, tx, rx)
+                rows = person.presence(t) > 0  # doorway walkers exist only during their pass
+                if not rows.any():
+                    continue
+                pos, g = person.scatterers(t[rows], tx, rx, wavelength)
                 d1 = np.maximum(np.linalg.norm(pos - tx, axis=-1), MIN_DISTANCE_M)
                 d2 = np.maximum(np.linalg.norm(rx - pos, axis=-1), MIN_DISTANCE_M)
                 amp = g * wavelength / ((4 * np.pi) ** 1.5 * d1 * d2)
-                h += _sum_paths(amp, (d1 + d2) / C, freqs)
+                h[rows] += _sum_paths(amp, (d1 + d2) / C, freqs)
             out[:, r, s, :] = h
     return out
