@@ -34,8 +34,8 @@ class ChipProfile:
     """
 
     fmt: str  # the simulator's name for it
-    reader_format: str  # Capture/CSIBatch format name of the matching reader
-    chip: str
+    batch_format: str  # CSIBatch.format the chip's reader gives ("nexmon", "esp32-csi-tool")
+    chip: str  # CSIBatch.chip the reader gives
     bandwidth_mhz: int
     channel: int  # primary channel (ESP32) or center channel (Nexmon), as the chip reports it
     center_hz: float  # RF frequency of subcarrier 0
@@ -84,23 +84,23 @@ CHIPS: dict[str, ChipProfile] = {
     # ESP32 classic, HT20 on 2.4 GHz channel 6, secondary channel none: the tool prints the
     # 64-entry L-LTF in FFT order; the first word (subcarriers 0 and +1) is garbage.
     "esp32": ChipProfile(
-        fmt="esp32", reader_format="esp32-csi-tool", chip="esp32", bandwidth_mhz=20, channel=6,
+        fmt="esp32", batch_format="esp32-csi-tool", chip="esp32", bandwidth_mhz=20, channel=6,
         center_hz=2437e6, value_kind="int8", target_rms=20.0, snr_db=24.0, agc_step_db=1.0,
         legacy_ltf=True, artefact_bins=(0, 1), null_fill="zero"),
     # Raspberry Pi 3B+/4 nexmon_csi, new header layout, 80 MHz on channel 42 (5210 MHz);
     # words 0..2 (subcarriers 0, +1, +2) carry PhyRxStatus (spec 3.4).
     "nexmon-43455c0": ChipProfile(
-        fmt="nexmon-43455c0", reader_format="nexmon-pcap", chip="43455c0", bandwidth_mhz=80, channel=42,
+        fmt="nexmon-43455c0", batch_format="nexmon", chip="43455c0", bandwidth_mhz=80, channel=42,
         center_hz=_chan_5g(42), value_kind="int14", target_rms=900.0, snr_db=28.0, agc_step_db=1.5,
         legacy_ltf=False, artefact_bins=(0, 1, 2), null_fill="noise"),
     # Nexus 5, int16 like the 43455c0.
     "nexmon-4339": ChipProfile(
-        fmt="nexmon-4339", reader_format="nexmon-pcap", chip="4339", bandwidth_mhz=80, channel=42,
+        fmt="nexmon-4339", batch_format="nexmon", chip="4339", bandwidth_mhz=80, channel=42,
         center_hz=_chan_5g(42), value_kind="int14", target_rms=900.0, snr_db=28.0, agc_step_db=1.5,
         legacy_ltf=False, artefact_bins=(0, 1, 2), null_fill="noise"),
     # ASUS RT-AC86U, packed float; exact magnitudes up to ~6 in real captures.
     "nexmon-4366c0": ChipProfile(
-        fmt="nexmon-4366c0", reader_format="nexmon-pcap", chip="4366c0", bandwidth_mhz=80, channel=106,
+        fmt="nexmon-4366c0", batch_format="nexmon", chip="4366c0", bandwidth_mhz=80, channel=106,
         center_hz=_chan_5g(106), value_kind="float12e6", target_rms=1.5, snr_db=30.0, agc_step_db=1.5,
         legacy_ltf=False, artefact_bins=(0, 1, 2), null_fill="noise"),
 }

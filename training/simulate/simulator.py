@@ -88,16 +88,17 @@ def simulate(scenario: str, *, fmt: str = "esp32", seconds: float = 10.0, rate_h
     fill_dead_bins(csi, chip, noise_std * float(np.median(gain)), rngs["dead_bins"])
 
     batch = make_batch(
-        format=chip.reader_format, chip=chip.chip, subcarriers=chip.subcarriers, csi=csi,
-        invalid=chip.invalid_mask, time=start_time + t, mac=np.full(len(t), mac_to_int(mac), dtype=np.uint64),
+        format=chip.batch_format, chip=chip.chip, subcarriers=chip.subcarriers, csi=csi,
+        invalid=chip.invalid_mask, time=np.round(start_time + t, 6),  # capture files keep microseconds
+        mac=np.full(len(t), mac_to_int(mac), dtype=np.uint64),
         seq=sched.seq, rssi=imp_.rssi_dbm(power_db, EIRP_DBM, imp, rngs["rssi"]),
         noise=_noise_floor(chip, len(t), rngs["rssi"]), channel=np.full(len(t), chip.channel),
         bandwidth_mhz=np.full(len(t), chip.bandwidth_mhz),
-        core=np.full(len(t), 0 if chip.reader_format == "nexmon-pcap" else -1),
-        stream=np.full(len(t), 0 if chip.reader_format == "nexmon-pcap" else -1),
+        core=np.full(len(t), 0 if chip.batch_format == "nexmon" else -1),
+        stream=np.full(len(t), 0 if chip.batch_format == "nexmon" else -1),
     )
     meta = {
-        "scenario": scenario, "fmt": fmt, "chip": chip.chip, "format": chip.reader_format, "seed": seed,
+        "scenario": scenario, "fmt": fmt, "chip": chip.chip, "format": chip.batch_format, "seed": seed,
         "seconds": seconds, "rate_hz": rate_hz, "room": room, "scene": scene.describe(),
         "people": len(cast.persons) if scenario != "doorway" else 1, "carry": carry,
         "snr_db": imp.snr_db, "loss": loss, "jitter": jitter, "packets_sent": sched.sent,
