@@ -17,6 +17,7 @@ Every model: input ``x[batch, time, feature]`` float32; ``embed``; ``head``; ``a
 | cnn_bilstm    | cnn_bilstm.py          | cross-scene activity (CNN/segment->BiLSTM) | fixed       |
 | activity_cnn  | cnn1d.py               | activity (plain 1D-CNN over time)          | any         |
 | object_cnn    | concealed.py           | concealed metal/liquid, + majority_vote    | any         |
+| side_tuned    | side_tuned.py          | site adaptation: frozen base + side network| base & side |
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from edgecsi.training.models.cnn_bilstm import CNNBiLSTM
 from edgecsi.training.models.concealed import ObjectCNN, majority_vote
 from edgecsi.training.models.mlp import MLP, CountDNN
 from edgecsi.training.models.presence import PresenceCNN
+from edgecsi.training.models.side_tuned import SideTuned
 
 MODELS: dict[str, type[CSIModel]] = {
-    cls.name: cls for cls in (CNN1D, MLP, PresenceCNN, CountDNN, CNNBiLSTM, ActivityCNN, ObjectCNN)
+    cls.name: cls for cls in (CNN1D, MLP, PresenceCNN, CountDNN, CNNBiLSTM, ActivityCNN, ObjectCNN, SideTuned)
 }
 
 #: The model ``train`` uses when none is named, per task.
