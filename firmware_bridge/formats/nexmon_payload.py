@@ -210,36 +210,31 @@ def _decode_int16(body: np.ndarray, nfft: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _float_tables(nman: int, nexp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lookup tables for packed-float words (bits, LSB first: exponent e (nexp bits, two's
-    complement), |Q| (nman-1), sign Q, |I| (nman-1), sign I; value (+-|I| + j +-|Q|) * 2**e).
+def _float_table(nman: int, nexp: int) -> np.ndarray:
+    """float32[2**(nexp+nman)]: exponent bits (low nexp bits) and a signed mantissa (next nman
+    bits: nman-1 magnitude bits, then the sign) -> mantissa * 2**e.
 
-    Returns (low, power, mantissa): ``low[w & (2**(nexp+nman)-1)]`` is the signed Q part
-    times 2**e; ``power[w & (2**nexp-1)]`` is 2**e; ``mantissa[(w >> (nexp+nman)) &
-    (2**nman-1)]`` is the signed |I|. All float32 and exact: |mantissa| < 2**11 and
-    |e| <= 32 are far inside float32's range.
+    A packed-float word is (LSB first) e (nexp bits, two's complement), |Q| (nman-1), sign Q,
+    |I| (nman-1), sign I, and its value is (+-|I| + j +-|Q|) * 2**e, so the table gives the
+    imaginary part for ``w & (2**(nexp+nman)-1)`` and the real part for the key made of the
+    I bits moved down next to the exponent. Exact in float32: |mantissa| < 2**11 and
+    |e| <= 32 are far inside its range.
     """
-    def exponent(bits: np.ndarray) -> np.ndarray:
-        half = 1 << (nexp - 1)
-        return ((bits & ((1 << nexp) - 1)) ^ half) - half
-
-    def signed(bits: np.ndarray) -> np.ndarray:
-        magnitude = bits & ((1 << (nman - 1)) - 1)
-        return np.where((bits >> (nman - 1)) & 1, -magnitude, magnitude)
-
-    low_keys = np.arange(1 << (nexp + nman), dtype=np.int64)
-    low = np.ldexp(signed(low_keys >> nexp).astype(np.float64), exponent(low_keys)).astype(np.float32)
-    power = np.ldexp(1.0, exponent(np.arange(1 << nexp))).astype(np.float32)
-    mantissa = signed(np.arange(1 << nman)).astype(np.float32)
-    for table in (low, power, mantissa):
-        table.flags.writeable = False
-    return low, power, mantissa
+    keys = np.arange(1 << (nexp + nman), dtype=np.int64)
+    half = 1 << (nexp - 1)
+    exponent = ((keys & ((1 << nexp) - 1)) ^ half) - half
+    bits = keys >> nexp
+    magnitude = bits & ((1 << (nman - 1)) - 1)
+    signed = np.where((bits >> (nman - 1)) & 1, -magnitude, magnitude)
+    table = np.ldexp(signed.astype(np.float64), exponent).astype(np.float32)
+    table.flags.writeable = False
+    return table
 
 
 def _decode_packed_float(body: np.ndarray, fmt: ChipFormat, scaling: str) -> tuple[np.ndarray, np.ndarray]:
     """body uint8[packet, 4N] -> (complex64[packet, N] natural order, scale exponent int16[packet])."""
     nman, nexp = fmt.nman, fmt.nexp
-    low, power, mantissa = _float_tables(nman, nexp)
+    table = _float_table(nman, nexp)
     fft_words = body.view("<u4")  # [packet, N] FFT order
     n, nfft = fft_words.shape
     half = nfft // 2
@@ -249,14 +244,13 @@ def _decode_packed_float(body: np.ndarray, fmt: ChipFormat, scaling: str) -> tup
     words[:, :half] = fft_words[:, half:]
     words[:, half:] = fft_words[:, :half]
 
-    # mode="wrap" skips bounds checks; every index is masked into its table's range (the
-    # mantissa index keeps bits 30-31, unused by the firmware, and wraps them away).
-    im = np.take(low, words & np.uint32((1 << (nexp + nman)) - 1), mode="wrap")
-    re = np.take(mantissa, words >> np.uint32(nexp + nman), mode="wrap")
-    re *= np.take(power, words & np.uint32((1 << nexp) - 1), mode="wrap")
+    exp_mask = np.uint32((1 << nexp) - 1)
+    key_im = words & np.uint32((1 << (nexp + nman)) - 1)
+    key_re = ((words >> np.uint32(nman)) & np.uint32(((1 << nman) - 1) << nexp)) | (words & exp_mask)
     out = np.empty((n, nfft), dtype=np.complex64)
-    out.real = re
-    out.imag = im
+    # mode="wrap" skips bounds checks; the keys are masked into the table's range.
+    out.real = np.take(table, key_re, mode="wrap")
+    out.imag = np.take(table, key_im, mode="wrap")
     flat = out.view(np.float32)  # [packet, 2N] re, im interleaved
 
     half_e = 1 << (nexp - 1)
@@ -267,11 +261,11 @@ def _decode_packed_float(body: np.ndarray, fmt: ChipFormat, scaling: str) -> tup
     else:
         # unpack_float.c: maxbit = max over words with |I|||Q| != 0 of e + floor(log2(|I| | |Q|)),
         # starting at -2^(nexp-1); shft = 10 - maxbit. e + floor(log2(max(|I|,|Q|))) is
-        # floor(log2) of the word's largest exact component, so maxbit is floor(log2) of the
-        # packet's largest exact component.
-        largest = np.maximum(flat.max(axis=1), -flat.min(axis=1))
-        _, exp2 = np.frexp(largest)  # largest = f * 2**exp2 with f in [0.5, 1)
-        maxbit = np.where(largest > 0, exp2.astype(np.int32) - 1, -half_e)
+        # floor(log2) of the word's largest exact component, i.e. its float32 exponent, so
+        # maxbit is the float32 exponent of the packet's largest |component|; without the
+        # sign bit, float32 bit patterns order like the values.
+        largest = (flat.view(np.int32) & np.int32(0x7FFFFFFF)).max(axis=1)
+        maxbit = np.where(largest > 0, (largest >> 23) - 127, -half_e)
         shift = _AUTOSCALE_BITS - np.maximum(maxbit, -half_e)
     flat *= np.ldexp(1.0, shift).astype(np.float32)[:, None]  # exact: a power of two
     if scaling == "autoscale":

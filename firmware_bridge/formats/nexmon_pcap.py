@@ -349,6 +349,10 @@ def assemble(format_name: str, source: str, batches: list[CSIBatch], bad: BadPac
     batches = [b for b in batches if len(b)]
     if not batches:
         return Capture(format=format_name, source=source, batches=[], bad=bad)
+    if len(batches) == 1 and bool(np.all(np.diff(batches[0].packet_index) > 0)):  # the usual capture
+        only = batches[0]
+        return Capture(format=format_name, source=source, bad=bad,
+                       batches=[replace(only, packet_index=np.arange(len(only), dtype=np.int64))])
     ordinals = np.sort(np.concatenate([b.packet_index for b in batches]))
     groups: dict[tuple, list[CSIBatch]] = {}
     for b in batches:
