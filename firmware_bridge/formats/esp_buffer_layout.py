@@ -147,7 +147,9 @@ def classic_mapping(n_entries: int, n_bytes: int, secondary: int, sig_mode: int,
     else:
         table = _ltf_table(secondary, sig_mode == 1, cwb, stbc != 0)
     if table is None:
-        if lltf_only_print and n_entries == 64 and secondary in (0, 1, 2):
+        # A 128-byte L-LTF is the same whatever the packet: every ESP32 firmware
+        # enables the L-LTF, so only the other LTFs depend on the selector fields.
+        if n_entries == 64 and (lltf_only_print or n_bytes == 128) and secondary in (0, 1, 2):
             table = [(LLTF, _FFT64 if secondary == 0 else _LOCAL64, 20)]
         else:
             return raw_mapping(n_entries, bw_hint)
