@@ -382,6 +382,16 @@ def test_linux_cooked_and_raw_ip(linktype, raw):
     same_batches(again, cap)
 
 
+def test_linux_cooked_v2_and_raw_ipv4(raw):
+    records = pcap_records(raw["csikit_example_4366c0.pcap"])
+    # SLL2: protocol, reserved, interface index, ARPHRD type, packet type, address length, address
+    sll2 = [(s, u, struct.pack(">HHIHBB8s", 0x0800, 0, 3, 1, 4, 6, f[6:12] + b"\0\0") + f[14:])
+            for s, u, f in records]
+    same_batches(read(make_pcap(sll2, linktype=276)), read(raw["csikit_example_4366c0.pcap"]))
+    raw_ip = [(s, u, f[14:]) for s, u, f in records]
+    same_batches(read(make_pcap(raw_ip, linktype=228)), read(raw["csikit_example_4366c0.pcap"]))
+
+
 def test_vlan_tagged_ethernet(raw):
     records = pcap_records(raw["csikit_example_4366c0.pcap"])
     tagged = [(s, u, f[:12] + b"\x81\x00\x00\x05" + f[12:]) for s, u, f in records]

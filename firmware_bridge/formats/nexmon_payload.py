@@ -306,6 +306,8 @@ def decode_payloads(
     payloads = np.asarray(payloads)
     if payloads.ndim != 2 or payloads.dtype != np.uint8:
         raise TypeError("payloads must be a uint8[packet, byte] array")
+    if payloads.shape[1] > 1 and payloads.strides[1] != 1:  # the word views need contiguous rows
+        payloads = np.ascontiguousarray(payloads)
     n, length = payloads.shape
     result = Decoded()
     everything = np.arange(n, dtype=np.int64)
