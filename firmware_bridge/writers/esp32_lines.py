@@ -24,6 +24,7 @@ Values are rounded and clipped to int8. Device fields the batch does not carry
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -250,3 +251,19 @@ def esp_csi_text(batches: CSIBatch | Sequence[CSIBatch], *, header: bool = True,
     if header:
         lines.insert(0, ESP_CSI_HEADER)
     return "".join(line + newline for line in lines)
+
+
+def write_csi_tool_lines(batches: CSIBatch | Sequence[CSIBatch], path: str | Path, *, header: bool = True,
+                         **options) -> int:
+    """Write an ESP32-CSI-Tool capture file; returns the number of CSI lines. Options as :func:`csi_tool_lines`."""
+    text = csi_tool_text(batches, header=header, **options)
+    Path(path).write_text(text, encoding="ascii")
+    return text.count("\n") - int(header)
+
+
+def write_esp_csi_lines(batches: CSIBatch | Sequence[CSIBatch], path: str | Path, *, header: bool = True,
+                        **options) -> int:
+    """Write an esp-csi (25-column) capture file; returns the number of CSI lines. Options as :func:`esp_csi_lines`."""
+    text = esp_csi_text(batches, header=header, **options)
+    Path(path).write_text(text, encoding="ascii")
+    return text.count("\n") - int(header)
