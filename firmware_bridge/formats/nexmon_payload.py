@@ -48,6 +48,18 @@ Values are kept as received in every bin; ``invalid`` flags the guard/DC
 bins of the bandwidth and, for new-layout firmware, the three CSI words the
 firmware overwrites with PHY-status bytes (words 0, 1, 2 = subcarriers 0, +1,
 +2 at 40/80/160 MHz; words 28, 29, 30 = subcarriers +28, +29, +30 at 20 MHz).
+``swap_iq=True`` swaps real and imaginary parts (legacy int16 firmware before
+nexmon_csi commit c74d78b stored imag first; every reference parser reads
+first = real, so the default is off).
+
+Columns: ``seq`` = Sequence Control >> 4 (the raw field in
+``extra["seq_ctl"]``); ``core`` / ``stream`` = bits 0-2 / 3-5 of the u16 (the
+README's own example contradicts its rule; we follow the rule);
+``bandwidth_mhz`` from N (the layout of this row); ``channel`` from the
+chanspec; ``rssi`` NaN for legacy payloads (they carry none). ``extra``:
+``legacy_header``, ``frame_control`` (-1 legacy), ``seq_ctl``, ``core_nss``,
+``chanspec``, ``chanspec_bandwidth_mhz``, ``band_ghz`` (2.4/5.0/NaN),
+``sideband``, ``chip_id`` (raw field) and ``scale_exponent``.
 """
 
 from __future__ import annotations
@@ -140,6 +152,8 @@ class Rejected:
 
 @dataclass
 class Decoded:
+    """What one :func:`decode_payloads` call produced: a batch per chip, and the rows it rejected."""
+
     batches: list[CSIBatch] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
 
