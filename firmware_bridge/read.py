@@ -41,16 +41,17 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def read(src: Readable, *, format: str | None = None, **options) -> Capture:
+def read(src: Readable, *, format: str | None = None, source: str | None = None, **options) -> Capture:
     """Read a whole capture from a path, bytes or a binary file object.
 
-    ``format`` skips detection; ``options`` go to that format's reader (for
+    ``format`` skips detection; ``source`` names the input in messages (default: the path); ``options`` go to that format's reader (for
     example ``chip="43455c0"`` for Nexmon, ``scaled=True`` for Intel 5300).
     Raises :class:`ParseError` (naming the file) when the input is unreadable or
     of no known format; bad records inside a known format are counted in
     ``Capture.bad`` instead.
     """
-    data, source = _load(src)
+    data, loaded_from = _load(src)
+    source = source or loaded_from
     name = format or sniff(data)
     if name is None:
         known = ", ".join(m.NAME for m in formats.available())

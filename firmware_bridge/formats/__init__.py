@@ -16,6 +16,7 @@ Line and datagram formats also expose a per-record parser used by live sources
 
 from __future__ import annotations
 
+import functools
 import importlib
 from types import ModuleType
 
@@ -34,8 +35,8 @@ def load(name: str) -> ModuleType:
     return importlib.import_module(f"edgecsi.firmware_bridge.formats.{name}")
 
 
-def available() -> list[ModuleType]:
-    """The format modules that exist in this build, in sniffing order."""
+@functools.lru_cache(maxsize=1)
+def _available() -> tuple[ModuleType, ...]:
     modules = []
     for name in FORMAT_MODULES:
         try:
@@ -43,7 +44,12 @@ def available() -> list[ModuleType]:
         except ModuleNotFoundError as exc:
             if exc.name != f"edgecsi.firmware_bridge.formats.{name}":
                 raise
-    return modules
+    return tuple(modules)
+
+
+def available() -> list[ModuleType]:
+    """The format modules that exist in this build, in sniffing order (looked up once)."""
+    return list(_available())
 
 
 def by_name(format_name: str) -> ModuleType:
