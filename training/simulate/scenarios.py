@@ -100,8 +100,9 @@ def labels_for(cast: Cast, scene: Scene, t: np.ndarray) -> dict[str, np.ndarray]
     presence int8 (anyone there), count int16, activity int8 (index into ACTIVITIES:
     anyone walking beats anyone standing), x/y float32 (metres, the one person's
     position; NaN unless exactly one person is there), zone int16 (3 x 3 grid cell of
-    x/y, -1 without a position), pass int16 (doorway pass, -1 between passes),
-    carry int8 (index into CARRY_KINDS for the walker of the pass, -1 between passes).
+    x/y, -1 without a position), pass int16 (doorway pass while its walker is there:
+    past the middle of the fade-in, before the middle of the fade-out; else -1),
+    carry int8 (index into CARRY_KINDS for the walker of that pass; else -1).
     """
     n = len(t)
     here = np.zeros((n, len(cast.persons)), dtype=bool)
@@ -124,8 +125,8 @@ def labels_for(cast: Cast, scene: Scene, t: np.ndarray) -> dict[str, np.ndarray]
     activity = np.where(walking, 2, np.where(count > 0, 1, 0)).astype(np.int8)
     pass_id = np.full(n, -1, dtype=np.int16)
     carry = np.full(n, -1, dtype=np.int8)
-    for p in cast.passes:
-        rows = (t >= p["t_start"]) & (t <= p["t_end"])
+    for i, p in enumerate(cast.passes):  # a doorway's persons are its passes, in order
+        rows = here[:, i]
         pass_id[rows] = p["pass"]
         carry[rows] = CARRY_KINDS.index(p["carry"])
     return {

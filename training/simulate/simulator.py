@@ -96,6 +96,7 @@ def simulate(scenario: str, *, fmt: str = "esp32", seconds: float = 10.0, rate_h
         bandwidth_mhz=np.full(len(t), chip.bandwidth_mhz),
         core=np.full(len(t), 0 if chip.batch_format == "nexmon" else -1),
         stream=np.full(len(t), 0 if chip.batch_format == "nexmon" else -1),
+        extra=_device_fields(chip, len(t)),
     )
     meta = {
         "scenario": scenario, "fmt": fmt, "chip": chip.chip, "format": chip.batch_format, "seed": seed,
@@ -107,6 +108,16 @@ def simulate(scenario: str, *, fmt: str = "esp32", seconds: float = 10.0, rate_h
         "passes": cast.passes,
     }
     return SimResult(batch=batch, labels=labels_for(cast, scene, t), meta=meta)
+
+
+def _device_fields(chip: ChipProfile, n: int) -> dict[str, np.ndarray]:
+    """ESP32 rx_ctrl fields the line writers print: HT20 frames, no secondary channel, a
+    256-byte buffer (L-LTF + HT-LTF) of which the tool prints the L-LTF, first word garbage."""
+    if chip.value_kind != "int8":
+        return {}
+    fields = {"sig_mode": 1, "cwb": 0, "stbc": 0, "secondary_channel": 0, "len": 256, "mcs": 7,
+              "first_word_invalid": 1, "real_time_set": 1, "sig_len": 114}
+    return {k: np.full(n, v, dtype=np.int16) for k, v in fields.items()}
 
 
 def _noise_floor(chip: ChipProfile, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 class Schedule:
     """Packets that reached the receiver.
 
-    time  float64[packet] seconds since the start of the simulation, ascending
+    time  float64[packet] seconds since the start of the simulation, whole microseconds, increasing
     seq   int64[packet] 802.11 sequence number (12 bits, wraps; gaps where packets were lost)
     sent  how many packets the transmitter sent
     """
@@ -39,8 +39,10 @@ def schedule(seconds: float, rate_hz: float, rng: np.random.Generator, *, jitter
     t = np.arange(n) * period + np.abs(rng.normal(0.0, jitter * period, n))
     late = rng.random(n) < late_prob
     t[late] += rng.exponential(3 * period, int(late.sum()))
-    t = np.maximum.accumulate(t)  # a held-back packet also holds back the queue behind it
-    t = t + np.arange(n) * 1e-6  # strictly increasing, as any receive clock is
+    # Whole microseconds (what capture files keep), strictly increasing as any receive clock
+    # is: a held-back packet also holds back the queue behind it.
+    us = np.round(t * 1e6).astype(np.int64) - np.arange(n)
+    t = (np.maximum.accumulate(us) + np.arange(n)) * 1e-6
     lost = _gilbert_elliott(n, loss, burst_len, rng)
     seq0 = int(rng.integers(0, 4096))
     seq = (seq0 + np.arange(n, dtype=np.int64)) % 4096

@@ -53,7 +53,12 @@ def capture_bytes(result: SimResult, suffix: str, *, lines: str = "esp32-csi-too
         raise ValueError(f"{chip.fmt} captures are serial text lines; use a .csv or .txt output, not {suffix!r}")
     if lines not in ESP32_LINE_FORMATS:
         raise ValueError(f"lines must be one of {ESP32_LINE_FORMATS}, got {lines!r}")
-    raise RuntimeError("ESP32 line writer not wired yet")
+    writer = _writer("esp32_lines")
+    if lines == "esp32-csi-tool":
+        # Current firmware: real_timestamp carries the time.
+        return writer.csi_tool_text(result.batch, real_time=True).encode("ascii")
+    # esp-csi prints only the device's µs clock; append the host time as a logging script does.
+    return writer.esp_csi_text(result.batch, host_time=True).encode("ascii")
 
 
 def write_labels(result: SimResult, out_path: str | Path) -> tuple[Path, Path]:
