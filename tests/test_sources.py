@@ -181,6 +181,26 @@ def test_udp_esp32_lines_and_nexmon_on_one_port(shared_dir, payloads_4339):
     assert np.isfinite(nexmon.rssi).all()  # the new header carries RSSI
 
 
+def test_udp_esp_csi_lines_told_apart_from_csi_tool_lines(shared_dir):
+    require("esp_csi")
+    require("esp32_csi_tool")
+    esp_csi = (shared_dir / ESP_CSI).read_bytes().splitlines(keepends=True)  # header + 14 lines
+    tool = csi_lines(shared_dir / ESP32_TOOL)[:14]
+    with open_source("udp://127.0.0.1:0?format=esp32") as src:
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for a, b in zip(esp_csi, tool):
+            tx.sendto(a, ("127.0.0.1", src.port))
+            tx.sendto(b, ("127.0.0.1", src.port))
+        batches = collect(src, lambda s: s.packets >= 27)
+        stats = src.stats()
+    formats = sorted({b.format for b in batches})
+    assert n_rows(batches) == 27 and stats.ignored_lines == 1 and stats.bad_total == 0
+    assert len(formats) == 2 and "esp32-csi-tool" in formats
+    want = concat(read(shared_dir / ESP_CSI).batches).csi
+    got = concat([b for b in batches if b.format != "esp32-csi-tool"]).csi
+    np.testing.assert_array_equal(got, want[:13])
+
+
 def test_udp_text_only_port_rejects_nexmon(payloads_4339):
     with open_source("udp://127.0.0.1:0?format=esp32") as src:
         tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
