@@ -49,11 +49,20 @@ CHIP = "iwl5300"
 
 CODE_BFEE = 0xBB
 CODE_MAC_FRAME = 0xC1
-_BFEE_HEADER = 20  # body bytes before the packed CSI
-_MAC_HEADER = 24  # fc, duration, addr1, addr2, addr3, sequence control
+# The 20 bytes of a 0xBB body before the packed CSI (read_bfee.c).
+BFEE_HEADER = np.dtype([("timestamp_low", "<u4"), ("bfee_count", "<u2"), ("reserved", "<u2"), ("n_rx", "u1"),
+                        ("n_tx", "u1"), ("rssi", "u1", (3,)), ("noise", "i1"), ("agc", "u1"), ("antenna_sel", "u1"),
+                        ("len", "<u2"), ("rate", "<u2")])
+# The start of a 0xC1 body: the received frame's 802.11 header.
+MAC_HEADER = np.dtype([("fc", "<u2"), ("duration", "<u2"), ("addr1", "u1", (6,)), ("addr2", "u1", (6,)),
+                       ("addr3", "u1", (6,)), ("seq_ctrl", "<u2")])
+_BFEE_HEADER = BFEE_HEADER.itemsize
+_EXTRA_FIELDS = ("timestamp_low", "bfee_count", "agc", "rate")  # header fields kept as they are in ``extra``
+_MAC_HEADER = MAC_HEADER.itemsize
 _N_SUBCARRIERS = 30
 _HT40_FLAG = 0x800  # fake_rate_n_flags: RATE_MCS_HT40_MSK
 _TOOL_CODES = (CODE_BFEE, CODE_MAC_FRAME)
+_CHUNK = 1024  # records decoded at a time: the temporaries stay in the CPU cache
 
 # 802.11n grouped subcarriers reported by the 5300 (citysu/csiread examples/utils.py scidx).
 SUBCARRIERS_20MHZ = np.r_[np.arange(-28, 0, 2), -1, np.arange(1, 28, 2), 28].astype(np.int16)
@@ -113,8 +122,10 @@ def _walk(d: bytes, source: str, bad: BadPackets, *, repeats: bool = True) -> tu
     bfee: list[int] = []
     mac_frame: list[int] = []
     pending_mac = -1
-    cycle: list[tuple[int, int, int]] = []  # (offset, field_len, code) since the last 0xBB
-    last_cycle: list[tuple[int, int]] | None = None
+    cycle_start = 0
+    shape: list[int] = []  # field_len << 8 | code of each record since the last 0xBB
+    last_shape: list[int] | None = None
+    no_repeat: list[int] | None = None
     pos = 0
     while pos + 3 <= n:
         field_len = (d[pos] << 8) | d[pos + 1]
@@ -125,19 +136,19 @@ def _walk(d: bytes, source: str, bad: BadPackets, *, repeats: bool = True) -> tu
                 bfee.append(pos)
                 mac_frame.append(pending_mac)
                 pending_mac = -1
-                cycle.append((pos, field_len, code))
+                shape.append(field_len << 8 | code)
                 pos = end
-                if repeats:
-                    shape = [(f, c) for _, f, c in cycle]
-                    if shape == last_cycle:
-                        pos = _take_repeats(buf, cycle, pos, bfee, mac_frame)
-                    last_cycle = shape
-                cycle = []
+                if repeats and shape == last_shape and shape != no_repeat:
+                    taken = _take_repeats(buf, cycle_start, shape, pos, bfee, mac_frame)
+                    # Same lengths but other checked bytes (Nrx/Ntx): do not try this shape again.
+                    no_repeat = None if taken > pos else shape
+                    pos = taken
+                last_shape, shape, cycle_start = shape, [], pos
                 continue
         elif field_len and (end == n or (end + 3 <= n and d[end + 2] in _TOOL_CODES)):
             if code == CODE_MAC_FRAME and field_len > _MAC_HEADER:
                 pending_mac = pos
-            cycle.append((pos, field_len, code))
+            shape.append(field_len << 8 | code)
             pos = end
             continue
         resume = _resync(d, pos + 1)
@@ -149,40 +160,49 @@ def _walk(d: bytes, source: str, bad: BadPackets, *, repeats: bool = True) -> tu
             reason, what = "bad_record", f"code 0x{code:02X} record of {field_len} bytes is not followed by a record"
         skipped = f"; resumed at byte {resume}" if resume < n else ""
         bad.add(ParseError(reason, what + skipped, source=source, offset=pos))
-        pending_mac, cycle, last_cycle = -1, [], None
+        pending_mac, shape, last_shape, cycle_start = -1, [], None, resume
         pos = resume
     if pos < n:
         bad.add(ParseError("truncated", f"{n - pos} trailing bytes", source=source, offset=pos))
     return bfee, mac_frame
 
 
-def _take_repeats(buf: np.ndarray, cycle: list[tuple[int, int, int]], pos: int,
+def _take_repeats(buf: np.ndarray, first: int, shape: list[int], pos: int,
                   bfee: list[int], mac_frame: list[int]) -> int:
-    """Accept the copies of ``cycle`` that follow it byte-identically in the checked bytes; new ``pos``."""
-    first = cycle[0][0]
+    """Accept the copies of the cycle ``[first, pos)`` (records ``shape``) that follow it; new ``pos``.
+
+    A copy counts when it holds the same bytes as the cycle wherever the walk
+    would look (field_len and code of every record; Nrx, Ntx and len of the 0xBB).
+    """
+    offsets, mac_offset = [], None
+    off = 0
+    for record in shape:
+        offsets.append(off)
+        if record & 0xFF == CODE_MAC_FRAME and record >> 8 > _MAC_HEADER:
+            mac_offset = off
+        off += 2 + (record >> 8)
     period = pos - first
-    where = np.concatenate([off - first + (_CHECKED_BFEE if code == CODE_BFEE else _CHECKED_OTHER)
-                            for off, _, code in cycle])
+    where = np.concatenate([off + (_CHECKED_BFEE if record & 0xFF == CODE_BFEE else _CHECKED_OTHER)
+                            for off, record in zip(offsets, shape)])
     count = _repeat_count(buf, pos, period, where, buf[first + where])
     if count:
         starts = pos + period * np.arange(count)
-        bfee.extend((starts + (cycle[-1][0] - first)).tolist())
-        macs = [off for off, f, code in cycle[:-1] if code == CODE_MAC_FRAME and f > _MAC_HEADER]
-        mac_frame.extend((starts + (macs[-1] - first)).tolist() if macs else [-1] * count)
+        bfee.extend((starts + offsets[-1]).tolist())
+        mac_frame.extend((starts + mac_offset).tolist() if mac_offset is not None else [-1] * count)
     return pos + period * count
 
 
 def _repeat_count(buf: np.ndarray, start: int, period: int, where: np.ndarray, expect: np.ndarray) -> int:
-    """How many whole periods from ``start`` hold ``expect`` at offsets ``where`` (in doubling chunks)."""
+    """How many whole periods from ``start`` hold ``expect`` at offsets ``where`` (in growing chunks)."""
     limit = (len(buf) - start) // period
-    done, chunk = 0, 8
+    done, chunk = 0, 64
     while done < limit:
         k = np.arange(done, min(limit, done + chunk))
         ok = (buf[start + k[:, None] * period + where] == expect).all(axis=1)
         if not ok.all():
             return done + int(np.argmin(ok))
         done += len(k)
-        chunk *= 2
+        chunk *= 4
     return done
 
 
@@ -233,43 +253,41 @@ def scaled_csi(csi: np.ndarray, rssi_chain: np.ndarray, agc: np.ndarray, noise: 
     return (csi * factor[:, None, None, None]).astype(np.complex64)
 
 
-def _complex_table() -> np.ndarray:
-    """complex64[65536]: entry ``re | im << 8`` (two int8 as bytes) -> re + 1j*im."""
-    value = np.arange(256, dtype=np.uint8).view(np.int8).astype(np.float32)
-    return (value[None, :] + 1j * value[:, None]).astype(np.complex64).ravel()
+def _unpack(rows: np.ndarray, n_rx: int, n_tx: int, chain_to_rx: np.ndarray) -> np.ndarray:
+    """Packed CSI -> complex64[packet, rx, tx, subcarrier], in chunks that keep the temporaries in cache.
 
-
-_PAIR_TO_COMPLEX = _complex_table()
-
-
-def _unpack(rows: bytes, n: int, n_rx: int, n_tx: int, chain_to_rx: np.ndarray) -> np.ndarray:
-    """Packed CSI of ``n`` records -> complex64[packet, rx, tx, subcarrier].
-
-    ``rows`` holds each record's ``len`` CSI bytes plus 2 padding bytes, back
-    to back. Element (sc, j) starts at bit ``3*(sc+1) + 16*(sc*M + j)``
-    (M = Nrx*Ntx), so its bit shift depends on ``sc % 8`` only and subcarriers
-    ``c, c+8, c+16, ...`` sit a constant ``16*M + 3`` bytes apart: eight
-    strided uint8 views decode everything. Each (real, imag) byte pair is then
-    one uint16 looked up in a table of complex values. ``chain_to_rx[packet,
-    k]`` is the rx index that RF chain k is written to (the permutation).
+    ``rows``: uint8[packet, len + 2], each record's ``len`` CSI bytes plus 2
+    more (read but masked off, as in read_bfee.c); any row stride.
+    ``chain_to_rx[packet, k]`` is the rx index that RF chain k is written to
+    (the antenna permutation).
     """
-    m = n_rx * n_tx
-    row_bytes = packed_len(n_rx, n_tx) + 2
-    raw = np.frombuffer(rows, dtype=np.uint8)
+    out = np.empty((len(rows), n_rx, n_tx, _N_SUBCARRIERS), dtype=np.complex64)
+    for lo in range(0, len(rows), _CHUNK):
+        _unpack_into(rows[lo:lo + _CHUNK], n_rx, n_tx, chain_to_rx[lo:lo + _CHUNK], out[lo:lo + _CHUNK])
+    return out
+
+
+def _unpack_into(rows: np.ndarray, n_rx: int, n_tx: int, chain_to_rx: np.ndarray, out: np.ndarray) -> None:
+    """Element (sc, j) starts at bit ``3*(sc+1) + 16*(sc*M + j)`` (M = Nrx*Ntx),
+    so its bit shift depends on ``sc % 8`` only and subcarriers ``c, c+8,
+    c+16, ...`` sit a constant ``16*M + 3`` bytes apart: eight strided uint8
+    views decode everything.
+    """
+    n, m = len(rows), n_rx * n_tx
     pairs = np.empty((n, _N_SUBCARRIERS, 2 * m), dtype=np.uint8)  # [packet, sc, (j, re/im)]
     for c in range(8):
         count = len(range(c, _N_SUBCARRIERS, 8))
         first_bit = 3 * (c + 1) + 16 * c * m
-        span = as_strided(raw[first_bit >> 3:], shape=(n, count, 2 * m + 1), strides=(row_bytes, 16 * m + 3, 1),
-                          writeable=False)
+        span = as_strided(rows[:, first_bit >> 3:], shape=(n, count, 2 * m + 1),
+                          strides=(rows.strides[0], 16 * m + 3, 1), writeable=False)
         shift = first_bit & 7
         # uint8 arithmetic drops the bits above 8, which is the & 0xFF of read_bfee.c.
         pairs[:, c::8] = (span[..., :-1] >> shift) | (span[..., 1:] << (8 - shift)) if shift else span[..., :-1]
-    # A C-ordered index gives a C-ordered result (fancy indexing follows the index's layout).
-    index = np.ascontiguousarray(pairs.view("<u2").reshape(n, _N_SUBCARRIERS, n_rx, n_tx).transpose(0, 2, 3, 1))
+    # Reorder whole (real, imag) pairs as uint16, then cast int8 -> float32 straight into complex64's floats.
+    pair = pairs.view("<u2").reshape(n, _N_SUBCARRIERS, n_rx, n_tx).transpose(0, 2, 3, 1)
     if not (chain_to_rx == np.arange(n_rx)).all():
-        index = index[np.arange(n)[:, None], np.argsort(chain_to_rx, axis=1)]
-    return _PAIR_TO_COMPLEX[index]
+        pair = np.ascontiguousarray(pair)[np.arange(n)[:, None], np.argsort(chain_to_rx, axis=1)]
+    out.view(np.float32)[...] = np.ascontiguousarray(pair).view(np.int8)
 
 
 def _chain_to_rx(perm: np.ndarray, n_rx: int) -> tuple[np.ndarray, np.ndarray]:
@@ -292,31 +310,33 @@ def _chain_to_rx(perm: np.ndarray, n_rx: int) -> tuple[np.ndarray, np.ndarray]:
     return np.where(applied[:, None], used, identity), applied
 
 
-def _le(columns: np.ndarray) -> np.ndarray:
-    """Little-endian unsigned integer from byte columns [..., k] (k <= 8)."""
-    weights = np.uint64(1) << (np.uint64(8) * np.arange(columns.shape[-1], dtype=np.uint64))
-    return (columns.astype(np.uint64) * weights).sum(axis=-1, dtype=np.uint64)
+def _records(d: bytes, starts: np.ndarray, offset: int, dtype: np.dtype) -> np.ndarray:
+    """``dtype`` read at ``start + offset`` of each record (all inside ``d``): array[record].
+
+    A strided view of ``d`` when the records are evenly spaced (most
+    captures), else a copy. A subarray dtype ``(uint8, k)`` gives uint8[record, k].
+    """
+    n = len(starts)
+    step = int(starts[1] - starts[0]) if n > 1 else 1
+    if step > 0 and (n < 3 or (np.diff(starts) == step).all()):
+        return np.ndarray((n,), dtype=dtype, buffer=d, offset=int(starts[0]) + offset, strides=(step,))
+    return np.frombuffer(b"".join([d[s:s + dtype.itemsize] for s in (starts + offset).tolist()]), dtype=dtype)
 
 
 def _layout_batch(padded: bytes, starts: np.ndarray, hdr: np.ndarray, order: np.ndarray,
                   time: np.ndarray, mac: np.ndarray, seq: np.ndarray, scaled: bool) -> list[CSIBatch]:
-    """Decode the records of one (Nrx, Ntx) layout; one batch per bandwidth."""
+    """Decode the records of one (Nrx, Ntx) layout (``hdr``: their BFEE_HEADER fields); one batch per bandwidth."""
     n = len(starts)
-    n_rx, n_tx = int(hdr[0, 8]), int(hdr[0, 9])
-    length = packed_len(n_rx, n_tx)
-    first = 3 + _BFEE_HEADER
-    rows = b"".join([padded[s + first:s + first + length + 2] for s in starts.tolist()])
-    perm = np.stack([(hdr[:, 15] >> (2 * k)) & 3 for k in range(3)], axis=1).astype(np.int8)
+    n_rx, n_tx = int(hdr["n_rx"][0]), int(hdr["n_tx"][0])
+    rows = _records(padded, starts, 3 + BFEE_HEADER.itemsize, np.dtype((np.uint8, packed_len(n_rx, n_tx) + 2)))
+    perm = np.stack([(hdr["antenna_sel"] >> (2 * k)) & 3 for k in range(3)], axis=1).astype(np.int8)
     chain_to_rx, perm_applied = _chain_to_rx(perm, n_rx)
-    csi = _unpack(rows, n, n_rx, n_tx, chain_to_rx)
-    rssi_chain = hdr[:, 10:13]
-    agc = hdr[:, 14]
-    noise = hdr[:, 13].view(np.int8)
+    csi = _unpack(rows, n_rx, n_tx, chain_to_rx)
+    rssi_chain, agc, noise = hdr["rssi"], hdr["agc"], hdr["noise"]
     if scaled:
         csi = scaled_csi(csi, rssi_chain, agc, noise)
     rss = total_rss(rssi_chain, agc)
-    rate = _le(hdr[:, 18:20]).astype(np.uint16)
-    ht40 = (rate & _HT40_FLAG) != 0
+    ht40 = (hdr["rate"] & _HT40_FLAG) != 0
     rssi = np.where(np.isfinite(rss), rss, np.nan)
     noise_dbm = np.where(noise == -127, np.nan, noise)
     batches = []
@@ -333,13 +353,10 @@ def _layout_batch(padded: bytes, starts: np.ndarray, hdr: np.ndarray, order: np.
             bandwidth_mhz=np.where(ht40[rows_bw], 40, 20),
             packet_index=order[rows_bw],
             extra={
-                "timestamp_low": _le(hdr[rows_bw, 0:4]).astype(np.uint32),
-                "bfee_count": _le(hdr[rows_bw, 4:6]).astype(np.uint16),
-                "agc": agc[rows_bw],
+                **{name: np.ascontiguousarray(hdr[name][rows_bw]) for name in _EXTRA_FIELDS},
                 "rssi_chain": rssi_chain[rows_bw].astype(np.int16),
                 "perm": perm[rows_bw],
                 "perm_applied": perm_applied[rows_bw],
-                "rate": rate[rows_bw],
             },
         ))
     return batches
@@ -360,12 +377,11 @@ def read(data: bytes, *, source: str = "", scaled: bool = False) -> Capture:
     if not bfee:
         return Capture(format=NAME, source=source, batches=[], bad=bad)
 
-    buf = np.frombuffer(d, dtype=np.uint8)
     starts = np.asarray(bfee, dtype=np.intp)
-    hdr = buf[starts[:, None] + 3 + np.arange(_BFEE_HEADER)]  # uint8[packet, 20]
+    hdr = _records(d, starts, 3, BFEE_HEADER).copy()  # aligned, and no longer tied to ``d``
 
     # timestamp_low is a u32 microsecond counter: unwrap with signed 32-bit steps.
-    ts = _le(hdr[:, 0:4]).astype(np.int64)
+    ts = hdr["timestamp_low"].astype(np.int64)
     steps = ((np.diff(ts) + 2**31) % 2**32) - 2**31
     time = (ts[0] + np.concatenate([[0], np.cumsum(steps)])) * 1e-6
 
@@ -374,12 +390,14 @@ def read(data: bytes, *, source: str = "", scaled: bool = False) -> Capture:
     mac = np.zeros(len(starts), dtype=np.uint64)
     seq = np.full(len(starts), -1, dtype=np.int64)
     if has_mac.any():
-        body = buf[macs[has_mac][:, None] + 3 + np.arange(_MAC_HEADER)]
-        mac[has_mac] = _le(body[:, 15:9:-1])  # addr2 (transmitter), most significant byte first
-        seq[has_mac] = (_le(body[:, 22:24]) >> np.uint64(4)).astype(np.int64)
+        frame = _records(d, macs[has_mac], 3, MAC_HEADER)
+        addr2 = np.zeros((len(frame), 8), dtype=np.uint8)  # the transmitter, as a big-endian 64-bit integer
+        addr2[:, 2:] = frame["addr2"]
+        mac[has_mac] = addr2.view(">u8")[:, 0]
+        seq[has_mac] = frame["seq_ctrl"] >> 4
 
     padded = d + b"\0\0"
-    layout = hdr[:, 8].astype(np.int16) * 4 + hdr[:, 9]
+    layout = hdr["n_rx"].astype(np.int16) * 4 + hdr["n_tx"]
     batches: list[CSIBatch] = []
     for key in np.unique(layout):
         rows = np.flatnonzero(layout == key)
