@@ -53,6 +53,8 @@ import numpy as np
 
 from edgecsi.errors import BadPackets, ParseError
 from edgecsi.firmware_bridge.capture import Capture
+from edgecsi.firmware_bridge.formats.dot11 import DOT11_HEADER, transmitter_and_sequence
+from edgecsi.firmware_bridge.formats.record_arrays import at_offsets
 from edgecsi.frames import CSIBatch, group_by_layout, make_batch
 
 NAME = "atheros"
@@ -76,6 +78,13 @@ def csi_len(tones: int, nr: int, nc: int) -> int:
 
 # buf_len, csi_len, num_tones, nr, nc, payload_len of a record (u16 buf_len + the 25-byte header).
 _FIELDS = {big: struct.Struct(("<", ">")[big] + "H8xH6xBBB4xH") for big in (False, True)}
+# A record's u16 buf_len and 25-byte header, for each byte order (big-endian: True).
+RECORD_HEADER = {big: np.dtype([("buf_len", "u2"), ("timestamp", "u8"), ("csi_len", "u2"), ("channel", "u2"),
+                                ("err_info", "u1"), ("noise_floor", "u1"), ("rate", "u1"), ("bandwidth", "u1"),
+                                ("num_tones", "u1"), ("nr", "u1"), ("nc", "u1"), ("rssi", "u1"),
+                                ("rssi_chain", "u1", (3,)), ("payload_len", "u2")]).newbyteorder(">" if big else "<")
+                 for big in (False, True)}
+_CHUNK = 512  # records decoded at a time: the temporaries stay in the CPU cache
 
 
 def _fields(d: bytes, pos: int, big: bool) -> tuple[int, int, int, int, int, int] | None:
@@ -181,19 +190,26 @@ def _walk(d: bytes, start: int, big: bool, source: str, bad: BadPackets) -> list
     return good
 
 
-def _unpack(rows: bytes, n: int, tones: int, nr: int, nc: int) -> np.ndarray:
-    """CSI bit streams of ``n`` records (back to back) -> complex64[packet, rx, tx, subcarrier].
+def _unpack(rows: np.ndarray, tones: int, nr: int, nc: int) -> np.ndarray:
+    """uint8[packet, csi_len] CSI bit streams (any row stride) -> complex64[packet, rx, tx, subcarrier].
 
-    Two 20-bit elements (imag, real, imag, real: 10 bits each, LSB first) fill
-    5 bytes exactly; value k of such a group lies in the little-endian u16
-    word at byte k, shifted right by 2k bits.
+    Decoded in chunks of records so the temporaries stay in the CPU cache.
     """
-    raw = np.frombuffer(rows, dtype=np.uint8)
-    words = np.empty(len(raw), dtype=np.uint16)  # the u16 at every byte offset (the last one half empty)
-    words[:-1] = raw[1:]
-    words[:-1] <<= 8
-    words[:-1] |= raw[:-1]
-    words[-1] = raw[-1]
+    out = np.empty((len(rows), nr, nc, tones), dtype=np.complex64)
+    for lo in range(0, len(rows), _CHUNK):
+        _unpack_into(rows[lo:lo + _CHUNK], tones, nr, nc, out[lo:lo + _CHUNK])
+    return out
+
+
+def _unpack_into(rows: np.ndarray, tones: int, nr: int, nc: int, out: np.ndarray) -> None:
+    """Two 20-bit elements (imag, real, imag, real: 10 bits each, LSB first) fill 5 bytes exactly;
+    value k of such a group lies in the little-endian u16 word at byte k, shifted right by 2k bits."""
+    n, length = rows.shape
+    words = np.empty((n, length), dtype=np.uint16)  # the u16 at every byte offset (the last one half empty)
+    words[:, :-1] = rows[:, 1:]
+    words[:, :-1] <<= 8
+    words[:, :-1] |= rows[:, :-1]
+    words[:, -1] = rows[:, -1]
     words = words.reshape(n, -1, 5)
     parts = np.empty((2, n, words.shape[1], 2), dtype=np.int16)  # [real/imag, packet, group, element]
     parts[1, :, :, 0] = words[..., 0]
@@ -204,10 +220,9 @@ def _unpack(rows: bytes, n: int, tones: int, nr: int, nc: int) -> np.ndarray:
     parts ^= 0x200  # 10-bit two's complement: flip the sign bit, then move the range down
     parts -= 0x200
     stream = parts.reshape(2, n, tones, nc, nr)  # stream order: tone -> tx -> rx
-    out = np.empty((n, nr, nc, tones, 2), dtype=np.float32)
-    out[..., 0] = stream[0].transpose(0, 3, 2, 1)
-    out[..., 1] = stream[1].transpose(0, 3, 2, 1)
-    return out.view(np.complex64)[..., 0]
+    floats = out.view(np.float32).reshape(n, nr, nc, tones, 2)
+    floats[..., 0] = stream[0].transpose(0, 3, 2, 1)
+    floats[..., 1] = stream[1].transpose(0, 3, 2, 1)
 
 
 def _channel_number(freq_mhz: np.ndarray) -> np.ndarray:
@@ -216,61 +231,43 @@ def _channel_number(freq_mhz: np.ndarray) -> np.ndarray:
                      [14, (f - 2407) // 5, (f - 5000) // 5], default=-1)
 
 
-def _int(columns: np.ndarray, big: bool) -> np.ndarray:
-    """Unsigned integer from byte columns [..., k] in the file's byte order."""
-    if big:
-        columns = columns[..., ::-1]
-    weights = np.uint64(1) << (np.uint64(8) * np.arange(columns.shape[-1], dtype=np.uint64))
-    return (columns.astype(np.uint64) * weights).sum(axis=-1, dtype=np.uint64)
-
-
-def _batch(d: bytes, starts: np.ndarray, hdr: np.ndarray, order: np.ndarray, big: bool,
-           noise_floor_dbm: float) -> CSIBatch:
-    """Decode the records of one (num_tones, nr, nc) layout."""
+def _batch(d: bytes, starts: np.ndarray, hdr: np.ndarray, order: np.ndarray, noise_floor_dbm: float) -> CSIBatch:
+    """Decode the records of one (num_tones, nr, nc) layout (``hdr``: their RECORD_HEADER fields)."""
     n = len(starts)
-    tones, nr, nc = (int(v) for v in hdr[0, 16:19])
+    tones, nr, nc = int(hdr["num_tones"][0]), int(hdr["nr"][0]), int(hdr["nc"][0])
     length = csi_len(tones, nr, nc)
-    first = 2 + HEADER
-    rows = b"".join([d[s + first:s + first + length] for s in starts.tolist()])
-    csi = _unpack(rows, n, tones, nr, nc)
+    csi = _unpack(at_offsets(d, starts, hdr.dtype.itemsize, np.dtype((np.uint8, length))), tones, nr, nc)
 
-    signed = hdr.view(np.int8)
-    noise_byte = signed[:, 13].astype(np.float32)
+    noise_byte = hdr["noise_floor"].view(np.int8).astype(np.float32)
     noise = np.where(noise_byte == 0, np.nan, noise_byte)
     floor = np.where(noise_byte == 0, noise_floor_dbm, noise_byte)
-    rssi_db = signed[:, 19].astype(np.float32)
+    rssi_db = hdr["rssi"].view(np.int8).astype(np.float32)
     rssi = np.where(rssi_db == -128, np.nan, rssi_db + floor)
 
-    payload_len = _int(hdr[:, 23:25], big).astype(np.uint16)
+    # The payload is the received frame; its 802.11 header gives transmitter and sequence number.
     mac = np.zeros(n, dtype=np.uint64)
     seq = np.full(n, -1, dtype=np.int64)
-    has_addr2 = payload_len >= 16
-    has_seq = payload_len >= 24
-    if has_addr2.any():
-        pay = np.frombuffer(d, dtype=np.uint8)
-        at = starts + first + length
-        addr2 = pay[at[has_addr2][:, None] + np.arange(10, 16)]
-        mac[has_addr2] = _int(addr2, big=True)
-        if has_seq.any():
-            seq[has_seq] = (_int(pay[at[has_seq][:, None] + np.arange(22, 24)], big=False) >> np.uint64(4)).astype(
-                np.int64)
+    has_header = hdr["payload_len"] >= DOT11_HEADER.itemsize
+    if has_header.any():
+        frames = at_offsets(d, starts[has_header], hdr.dtype.itemsize + length, DOT11_HEADER)
+        mac[has_header], seq[has_header] = transmitter_and_sequence(frames)
 
-    freq = _int(hdr[:, 10:12], big).astype(np.uint16)
+    freq = hdr["channel"].astype(np.uint16)
     return make_batch(
         format=NAME, chip=CHIP, subcarriers=SUBCARRIERS[tones], csi=csi,
-        time=_int(hdr[:, 0:8], big).astype(np.float64) * 1e-6,
+        time=hdr["timestamp"].astype(np.float64) * 1e-6,
         mac=mac, seq=seq, rssi=rssi, noise=noise,
         channel=_channel_number(freq),
-        bandwidth_mhz=np.select([hdr[:, 15] == 0, hdr[:, 15] == 1], [20, 40], default=-1),
+        bandwidth_mhz=np.select([hdr["bandwidth"] == 0, hdr["bandwidth"] == 1], [20, 40], default=-1),
         packet_index=order,
         extra={
-            "timestamp": _int(hdr[:, 0:8], big),
+            "timestamp": hdr["timestamp"].astype(np.uint64),
             "freq_mhz": freq,
-            "err_info": hdr[:, 12],
-            "rate": hdr[:, 14],
-            "rssi_combined": signed[:, 19].astype(np.int16),
-            "rssi_chain": signed[:, 20:23].astype(np.int16),
-            "payload_len": payload_len,
+            "err_info": hdr["err_info"].copy(),
+            "rate": hdr["rate"].copy(),
+            "rssi_combined": hdr["rssi"].view(np.int8).astype(np.int16),
+            "rssi_chain": hdr["rssi_chain"].view(np.int8).astype(np.int16),
+            "payload_len": hdr["payload_len"].astype(np.uint16),
         },
     )
 
@@ -299,11 +296,11 @@ def read(data: bytes, *, source: str = "", endian: Literal["little", "big"] | No
     if not starts_list:
         return Capture(format=NAME, source=source, batches=[], bad=bad)
     starts = np.asarray(starts_list, dtype=np.intp)
-    hdr = np.frombuffer(d, dtype=np.uint8)[starts[:, None] + 2 + np.arange(HEADER)]  # uint8[packet, 25]
-    layout = hdr[:, 16].astype(np.int32) * 16 + hdr[:, 17] * 4 + hdr[:, 18]
+    hdr = at_offsets(d, starts, 0, RECORD_HEADER[big]).copy()  # aligned, native byte order below
+    layout = hdr["num_tones"].astype(np.int32) * 16 + hdr["nr"] * 4 + hdr["nc"]
     batches = []
     for key in np.unique(layout):
         rows = np.flatnonzero(layout == key)
-        batches.append(_batch(d, starts[rows], hdr[rows], rows.astype(np.int64), big, noise_floor_dbm))
+        batches.append(_batch(d, starts[rows], hdr[rows], rows.astype(np.int64), noise_floor_dbm))
     batches.sort(key=lambda b: int(b.packet_index[0]))
     return Capture(format=NAME, source=source, batches=group_by_layout(batches), bad=bad)

@@ -42,6 +42,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from edgecsi.errors import BadPackets, ParseError
 from edgecsi.firmware_bridge.capture import Capture
+from edgecsi.firmware_bridge.formats.dot11 import DOT11_HEADER, transmitter_and_sequence
+from edgecsi.firmware_bridge.formats.record_arrays import at_offsets
 from edgecsi.frames import CSIBatch, group_by_layout, make_batch
 
 NAME = "intel5300"
@@ -53,12 +55,9 @@ CODE_MAC_FRAME = 0xC1
 BFEE_HEADER = np.dtype([("timestamp_low", "<u4"), ("bfee_count", "<u2"), ("reserved", "<u2"), ("n_rx", "u1"),
                         ("n_tx", "u1"), ("rssi", "u1", (3,)), ("noise", "i1"), ("agc", "u1"), ("antenna_sel", "u1"),
                         ("len", "<u2"), ("rate", "<u2")])
-# The start of a 0xC1 body: the received frame's 802.11 header.
-MAC_HEADER = np.dtype([("fc", "<u2"), ("duration", "<u2"), ("addr1", "u1", (6,)), ("addr2", "u1", (6,)),
-                       ("addr3", "u1", (6,)), ("seq_ctrl", "<u2")])
 _BFEE_HEADER = BFEE_HEADER.itemsize
 _EXTRA_FIELDS = ("timestamp_low", "bfee_count", "agc", "rate")  # header fields kept as they are in ``extra``
-_MAC_HEADER = MAC_HEADER.itemsize
+_MAC_HEADER = DOT11_HEADER.itemsize  # a 0xC1 body starts with the received frame's 802.11 header
 _N_SUBCARRIERS = 30
 _HT40_FLAG = 0x800  # fake_rate_n_flags: RATE_MCS_HT40_MSK
 _TOOL_CODES = (CODE_BFEE, CODE_MAC_FRAME)
@@ -310,25 +309,12 @@ def _chain_to_rx(perm: np.ndarray, n_rx: int) -> tuple[np.ndarray, np.ndarray]:
     return np.where(applied[:, None], used, identity), applied
 
 
-def _records(d: bytes, starts: np.ndarray, offset: int, dtype: np.dtype) -> np.ndarray:
-    """``dtype`` read at ``start + offset`` of each record (all inside ``d``): array[record].
-
-    A strided view of ``d`` when the records are evenly spaced (most
-    captures), else a copy. A subarray dtype ``(uint8, k)`` gives uint8[record, k].
-    """
-    n = len(starts)
-    step = int(starts[1] - starts[0]) if n > 1 else 1
-    if step > 0 and (n < 3 or (np.diff(starts) == step).all()):
-        return np.ndarray((n,), dtype=dtype, buffer=d, offset=int(starts[0]) + offset, strides=(step,))
-    return np.frombuffer(b"".join([d[s:s + dtype.itemsize] for s in (starts + offset).tolist()]), dtype=dtype)
-
-
 def _layout_batch(padded: bytes, starts: np.ndarray, hdr: np.ndarray, order: np.ndarray,
                   time: np.ndarray, mac: np.ndarray, seq: np.ndarray, scaled: bool) -> list[CSIBatch]:
     """Decode the records of one (Nrx, Ntx) layout (``hdr``: their BFEE_HEADER fields); one batch per bandwidth."""
     n = len(starts)
     n_rx, n_tx = int(hdr["n_rx"][0]), int(hdr["n_tx"][0])
-    rows = _records(padded, starts, 3 + BFEE_HEADER.itemsize, np.dtype((np.uint8, packed_len(n_rx, n_tx) + 2)))
+    rows = at_offsets(padded, starts, 3 + BFEE_HEADER.itemsize, np.dtype((np.uint8, packed_len(n_rx, n_tx) + 2)))
     perm = np.stack([(hdr["antenna_sel"] >> (2 * k)) & 3 for k in range(3)], axis=1).astype(np.int8)
     chain_to_rx, perm_applied = _chain_to_rx(perm, n_rx)
     csi = _unpack(rows, n_rx, n_tx, chain_to_rx)
@@ -378,7 +364,7 @@ def read(data: bytes, *, source: str = "", scaled: bool = False) -> Capture:
         return Capture(format=NAME, source=source, batches=[], bad=bad)
 
     starts = np.asarray(bfee, dtype=np.intp)
-    hdr = _records(d, starts, 3, BFEE_HEADER).copy()  # aligned, and no longer tied to ``d``
+    hdr = at_offsets(d, starts, 3, BFEE_HEADER).copy()  # aligned, and no longer tied to ``d``
 
     # timestamp_low is a u32 microsecond counter: unwrap with signed 32-bit steps.
     ts = hdr["timestamp_low"].astype(np.int64)
@@ -390,11 +376,7 @@ def read(data: bytes, *, source: str = "", scaled: bool = False) -> Capture:
     mac = np.zeros(len(starts), dtype=np.uint64)
     seq = np.full(len(starts), -1, dtype=np.int64)
     if has_mac.any():
-        frame = _records(d, macs[has_mac], 3, MAC_HEADER)
-        addr2 = np.zeros((len(frame), 8), dtype=np.uint8)  # the transmitter, as a big-endian 64-bit integer
-        addr2[:, 2:] = frame["addr2"]
-        mac[has_mac] = addr2.view(">u8")[:, 0]
-        seq[has_mac] = frame["seq_ctrl"] >> 4
+        mac[has_mac], seq[has_mac] = transmitter_and_sequence(at_offsets(d, macs[has_mac], 3, DOT11_HEADER))
 
     padded = d + b"\0\0"
     layout = hdr["n_rx"].astype(np.int16) * 4 + hdr["n_tx"]
