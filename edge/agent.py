@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 
 from edgecsi.edge.bundle import Bundle, BundleError, load_bundle, load_public_keys
+from edgecsi.edge.device_clock import DeviceClock
 from edgecsi.edge.event_log import EventLog
 from edgecsi.edge.events import Event
 from edgecsi.edge.http_api import HttpApi
@@ -65,6 +66,7 @@ class AgentOptions:
     trusted_keys: list[Path] = field(default_factory=list)
     require_signature: bool = False
     watch_s: float = 1.0  # poll the bundle path for a new version this often (0 = off)
+    clock: str = "device"  # "device": the sensor's packet clock where it has one; "host": receive time
     source_options: dict = field(default_factory=dict)
 
 
@@ -104,6 +106,7 @@ class Agent:
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
         self._smoothers: dict[str, object] = {}
+        self._clocks: dict[int, DeviceClock] = {}
         self._states: dict[str, Event] = {}
         self._last_periodic = time.monotonic()
         self._latency = deque(maxlen=2048)
@@ -198,6 +201,8 @@ class Agent:
                 if len(batch) == 0:
                     return
         try:
+            if self.options.clock == "device" and "local_timestamp" in batch.extra:
+                batch = self._device_time(batch)
             with self._lock:
                 model = self.model
                 windows = model.router.push(batch)
@@ -205,6 +210,15 @@ class Agent:
             self.counters["pipeline_errors"] += 1
             return
         self._enqueue(model, windows)
+
+    def _device_time(self, batch):
+        macs = np.unique(batch.mac)
+        if len(macs) == 1:
+            return self._clocks.setdefault(int(macs[0]), DeviceClock()).apply(batch)
+        from edgecsi.frames import concat
+
+        parts = [self._clocks.setdefault(int(m), DeviceClock()).apply(batch.select(batch.mac == m)) for m in macs]
+        return concat(parts)
 
     def _flush_streams(self) -> None:
         with self._lock:

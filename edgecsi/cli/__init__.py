@@ -14,6 +14,7 @@ from edgecsi.cli.app import app
 # One module per area; a module that is not there yet is simply absent.
 COMMAND_MODULES = (
     "capture_commands",
+    "demo_commands",
     "dataset_commands",
     "simulate_commands",
     "train_commands",
