@@ -57,7 +57,7 @@ from edgecsi.errors import BadPackets, ParseError
 from edgecsi.firmware_bridge.capture import Capture
 from edgecsi.firmware_bridge.formats import esp_buffer_layout as layout
 from edgecsi.firmware_bridge.formats import esp_text
-from edgecsi.firmware_bridge.formats.esp_rows import (Columns, Rows, build_batches, int_column, layout_keys,
+from edgecsi.firmware_bridge.formats.esp_rows import (Columns, Rows, build_batches, int_columns, layout_keys,
                                                       one_row, out_of_range, packet_time, unwrap_u32)
 from edgecsi.frames import CSIBatch, UNKNOWN
 
@@ -124,8 +124,8 @@ def _check_ltf(ltf: str) -> int:
 # ---------------------------------------------------------------- per-line parser
 
 
-def _split(text: bytes, source: str, line_no: int | None) -> tuple[list[bytes], list[bytes], bytes]:
-    """One CSI line -> (columns before the values, value tokens, text after the values)."""
+def _split(text: bytes, source: str, line_no: int | None) -> tuple[list[bytes], bytes, bytes]:
+    """One CSI line -> (columns before the values, the values text, text after the values)."""
     def fail(reason: str, detail: str) -> ParseError:
         return ParseError(reason, detail, source=source, line=line_no)
 
@@ -147,7 +147,7 @@ def _split(text: bytes, source: str, line_no: int | None) -> tuple[list[bytes], 
             raise fail("column_count", f"{len(parts)} columns")
     if len(cols) not in (len(NUMERIC_OLD) + 3, len(NUMERIC_NEW) + 3):
         raise fail("column_count", f"{len(cols)} columns before the values, expected 23 or 25")
-    return cols, vals.split(), tail.strip()
+    return cols, vals, tail.strip()
 
 
 def _parse_one(line: bytes | str, line_no: int | None, source: str) -> Rows:
@@ -159,7 +159,7 @@ def _parse_one(line: bytes | str, line_no: int | None, source: str) -> Rows:
     if at < 0:
         kind = "header" if text.startswith(b"type,") else "not_csi"
         raise ParseError(kind, f"no CSI_DATA tag: {text[:40]!r}", source=source, line=line_no)
-    cols, tokens, tail = _split(text[at:], source, line_no)
+    cols, vals, tail = _split(text[at:], source, line_no)
     if cols[0] != esp_text.CSI_TAG:
         raise ParseError("column_count", f"first column {cols[0][:20]!r}", source=source, line=line_no)
     names = NUMERIC_NEW if len(cols) == len(NUMERIC_NEW) + 3 else NUMERIC_OLD
@@ -177,14 +177,11 @@ def _parse_one(line: bytes | str, line_no: int | None, source: str) -> Rows:
     mac = esp_text.parse_mac(cols[2])
     if mac is None:
         raise ParseError("bad_mac", f"{cols[2][:20]!r}", source=source, line=line_no)
-    values = []
-    for k, tok in enumerate(tokens):
-        v = esp_text.parse_int(tok)
-        if v is None:
-            raise ParseError("bad_value", f"value {k}: {tok[:20]!r}", source=source, line=line_no)
-        if not -32768 <= v <= 32767:
-            raise ParseError("value_range", f"value {k}: {v}", source=source, line=line_no)
-        values.append(v)
+    values, k, tok = esp_text.parse_value_list(vals, None)
+    if values is None:
+        if k == -2:
+            raise ParseError("value_range", "a value outside int16", source=source, line=line_no)
+        raise ParseError("bad_value", f"value {k}: {tok[:20]!r}", source=source, line=line_no)
     role = cols[1].decode("utf-8", "replace")
     return one_row(line_no, fields, FIELDS, mac, {"role": role}, TEXT, values)
 
@@ -331,7 +328,7 @@ def _batches(rows: Rows, *, ltf: int, chip: str | None, received: float | None) 
     chip_name = chip or CHIP
     local = unwrap_u32(f["local_timestamp"])
     noise = f["noise_floor"]
-    extra = {name: int_column(f[name], dtype) for name, dtype in EXTRA.items()}
+    extra = int_columns(f, EXTRA)
     extra["local_timestamp"] = np.mod(extra["local_timestamp"], 1 << 32)
     extra["real_timestamp"] = f["real_timestamp"].copy()
     extra["host_time"] = f["host_time"].copy()

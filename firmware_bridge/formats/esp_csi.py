@@ -57,8 +57,8 @@ from edgecsi.errors import BadPackets, ParseError
 from edgecsi.firmware_bridge.capture import Capture
 from edgecsi.firmware_bridge.formats import esp_buffer_layout as layout
 from edgecsi.firmware_bridge.formats import esp_text
-from edgecsi.firmware_bridge.formats.esp_rows import (Columns, Rows, build_batches, int_column, layout_keys,
-                                                      one_row, out_of_range, packet_time, unwrap_u32)
+from edgecsi.firmware_bridge.formats.esp_rows import (Columns, Rows, build_batches, int_column, int_columns,
+                                                      layout_keys, one_row, out_of_range, packet_time, unwrap_u32)
 from edgecsi.frames import CSIBatch
 
 NAME = "esp-csi"
@@ -136,7 +136,7 @@ def _check_ltf(ltf: str) -> int:
 # ---------------------------------------------------------------- per-line parser
 
 
-def _split(text: bytes, source: str, line_no: int | None) -> tuple[list[bytes], list[int], bytes]:
+def _split(text: bytes, source: str, line_no: int | None) -> tuple[list[bytes], np.ndarray, bytes]:
     """One CSI line -> (columns before the data, values, text after the data)."""
     def fail(reason: str, detail: str) -> ParseError:
         return ParseError(reason, detail, source=source, line=line_no)
@@ -158,15 +158,11 @@ def _split(text: bytes, source: str, line_no: int | None) -> tuple[list[bytes], 
         if not head.endswith(b","):
             raise fail("column_count", "no ',' before the data")
         cols = head[:-1].split(b",")
-        values = []
-        if vals.strip():
-            for k, tok in enumerate(vals.split(b",")):
-                v = esp_text.parse_int(tok.strip())
-                if v is None:
-                    raise fail("bad_value", f"value {k}: {tok[:20]!r}")
-                if not -32768 <= v <= 32767:
-                    raise fail("value_range", f"value {k}: {v}")
-                values.append(v)
+        values, k, tok = esp_text.parse_value_list(vals, b",")
+        if values is None:
+            if k == -2:
+                raise fail("value_range", "a value outside int16")
+            raise fail("bad_value", f"value {k}: {tok[:20]!r}")
     else:  # console tool, base64 output
         parts = text.split(b",")
         if len(parts) not in (30, 31):
@@ -177,7 +173,7 @@ def _split(text: bytes, source: str, line_no: int | None) -> tuple[list[bytes], 
             raw = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             raise fail("bad_value", f"data is neither a [...] list nor base64: {data[:20]!r}") from None
-        values = np.frombuffer(raw, dtype=np.int8).tolist()
+        values = np.frombuffer(raw, dtype=np.int8).astype(np.int64)
     if len(cols) not in _BY_WIDTH:
         raise fail("column_count", f"{len(cols)} columns before the data, expected 24, 14 or 29")
     return cols, values, tail.strip()
@@ -353,7 +349,7 @@ def _batches(rows: Rows, *, ltf: int, chip: str | None, received: float | None) 
         chip_id = (kind == C5C6).astype(np.intp)
     local = unwrap_u32(f["local_timestamp"])
     noise = f["noise_floor"]
-    extra = {name: int_column(f[name], dtype) for name, dtype in EXTRA.items()}
+    extra = int_columns(f, EXTRA)
     extra["local_timestamp"] = np.where(extra["local_timestamp"] < 0, extra["local_timestamp"] + (1 << 32),
                                         extra["local_timestamp"])
     extra["host_time"] = f["host_time"].copy()

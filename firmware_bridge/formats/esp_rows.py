@@ -174,15 +174,18 @@ def build_batches(rows: Rows, cols: Columns, *, format: str, chips: Sequence[str
     if len(rows) == 0:
         return []
     groups: dict[tuple, list[int]] = {}
-    for m_id in np.unique(mapping_id).tolist():
+    single = len(mappings) == 1 and len(chips) == 1
+    for m_id in (0,) if single else np.unique(mapping_id).tolist():
         m = mappings[m_id]
-        for c_id in np.unique(chip_id[mapping_id == m_id]).tolist():
+        for c_id in (0,) if single else np.unique(chip_id[mapping_id == m_id]).tolist():
             key = (c_id, m.subcarriers.tobytes(), m.known)
             groups.setdefault(key, []).append(m_id)
     batches = []
     for (c_id, _, _), m_ids in groups.items():
-        members = np.isin(mapping_id, m_ids) & (chip_id == c_id)
-        idx = np.flatnonzero(members)
+        if single:
+            idx = np.arange(len(rows))
+        else:
+            idx = np.flatnonzero(np.isin(mapping_id, m_ids) & (chip_id == c_id))
         first = mappings[m_ids[0]]
         n_sc = first.subcarriers.shape[0]
         csi = np.zeros((len(idx), n_sc), dtype=np.complex64)
@@ -192,7 +195,7 @@ def build_batches(rows: Rows, cols: Columns, *, format: str, chips: Sequence[str
         known = np.zeros(len(idx), dtype=bool)
         for m_id in m_ids:
             m = mappings[m_id]
-            pos = np.flatnonzero(mapping_id[idx] == m_id)
+            pos = idx if single else np.flatnonzero(mapping_id[idx] == m_id)
             rows_here = idx[pos]
             n_values = int(rows.counts[rows_here[0]])
             ent = _entries(rows.row_values(rows_here, n_values))
@@ -224,16 +227,32 @@ def layout_keys(columns: Sequence[np.ndarray], sizes: Sequence[int]) -> tuple[np
     ``sizes[c]`` bounds column c (values are clipped into ``0..size-1`` first, so
     callers pass range-checked columns); one 1-D unique instead of a row-wise one.
     """
+    if columns[0].shape[0] == 1:  # a live line: plain ints are cheaper than numpy calls
+        one = [min(max(int(col[0]), 0), size - 1) for col, size in zip(columns, sizes)]
+        return np.array([one], dtype=np.int64), np.zeros(1, dtype=np.intp)
     key = np.zeros(columns[0].shape[0], dtype=np.int64)
     for col, size in zip(columns, sizes):
         key = key * size + np.clip(col, 0, size - 1).astype(np.int64)
-    uniq, inverse = np.unique(key, return_inverse=True)
+    if key.shape[0] == 0:
+        return np.zeros((0, len(columns)), dtype=np.int64), np.zeros(0, dtype=np.intp)
+    if (key == key[0]).all():  # one kind of row (every live line, most files)
+        uniq, inverse = key[:1], np.zeros(key.shape[0], dtype=np.intp)
+    else:
+        uniq, inverse = np.unique(key, return_inverse=True)
     out = np.zeros((uniq.shape[0], len(columns)), dtype=np.int64)
     rest = uniq.copy()
     for c in range(len(columns) - 1, -1, -1):
         out[:, c] = rest % sizes[c]
         rest //= sizes[c]
     return out, inverse.ravel()
+
+
+def int_columns(fields: TMapping[str, np.ndarray], dtypes: TMapping[str, type]) -> dict[str, np.ndarray]:
+    """Several float64 fields (NaN = absent) -> integer columns with -1 for absent, in one pass."""
+    names = list(dtypes)
+    table = np.column_stack([fields[k] for k in names])
+    table = np.where(np.isnan(table), -1.0, table)
+    return {k: table[:, c].astype(dtypes[k]) for c, k in enumerate(names)}
 
 
 def int_column(v: np.ndarray, dtype=np.int64) -> np.ndarray:

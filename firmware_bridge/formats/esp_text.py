@@ -82,6 +82,8 @@ def parse_values(texts: Sequence[bytes], sep: bytes, *, terminated: bool,
     joined = b"".join(texts) if terminated else sep.join(texts) + sep
     if joined.translate(None, _INT_CHARS + sep):
         return None
+    if b"-" + sep in joined or b"--" in joined:
+        return None  # np.fromstring reads a lone "-" as 0
     if terminated:
         # every text must end with the separator, or a token would run into the next text
         lens = np.fromiter(map(len, texts), dtype=np.int64, count=n)
@@ -119,6 +121,8 @@ def parse_numeric_rows(texts: Sequence[bytes], n_cols: int, *, float_col: int | 
     joined = b"".join(texts)
     if joined.translate(None, b"0123456789-.,"):
         return None
+    if any(pair in joined for pair in (b"-,", b"--", b"-.", b".-", b",.", b".,", b"..")):
+        return None  # np.fromstring reads a lone "-" as 0; points must sit between digits
     buf = np.frombuffer(joined, np.uint8)
     commas = np.flatnonzero(buf == 44)
     if commas.shape[0] != n * n_cols:
@@ -161,8 +165,12 @@ def parse_numeric_rows(texts: Sequence[bytes], n_cols: int, *, float_col: int | 
         return None
     whole = table[:, float_col]
     # the sign of "-0.5" lives in the text only; a negative zero whole part is not canonical
-    # (its "-0" is longer than "0"), so the length check above already sent it to the slow path
-    value = whole + np.where(whole < 0, -1.0, 1.0) * frac / np.power(10.0, frac_width)
+    # (its "-0" is longer than "0"), so the length check above already sent it to the slow path.
+    # One correctly rounded division of exact integers = what float(text) gives.
+    scale = 10 ** frac_width
+    if np.any(np.abs(whole) >= (1 << 53) // scale):
+        return None
+    value = (whole * scale + np.where(whole < 0, -frac, frac)) / scale.astype(np.float64)
     out = np.delete(table, float_col + 1, axis=1).astype(np.float64)
     out[:, float_col] = value
     return out
@@ -188,6 +196,34 @@ def parse_macs(texts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     out[idx] = np.where(row_ok, value, 0)
     ok[idx] = row_ok
     return out, ok
+
+
+def parse_value_list(text: bytes, sep: bytes | None) -> tuple[np.ndarray | None, int, bytes]:
+    """One line's values (``sep`` None: any whitespace) -> (int64 values, -1, b"") or
+    (None, index, token) naming the first token that is not an integer.
+
+    Canonical text goes through :func:`parse_values`; anything else token by token
+    with :data:`INT_RE`, which also accepts ``+7`` and ``007``.
+    """
+    if sep is None:
+        if text.endswith(b" "):
+            got = parse_values([text], b" ", terminated=True, max_digits=4)
+            if got is not None:
+                return got[0].astype(np.int64), -1, b""
+        tokens = text.split()
+    else:
+        got = parse_values([text], sep, terminated=False, max_digits=4) if text else None
+        if got is not None:
+            return got[0].astype(np.int64), -1, b""
+        tokens = [t.strip() for t in text.split(sep)] if text.strip() else []
+    values = []
+    for k, tok in enumerate(tokens):
+        if not INT_RE.fullmatch(tok):
+            return None, k, tok
+        values.append(int(tok))
+    if values and max(-min(values), max(values)) > 32767:
+        return None, -2, b""
+    return np.array(values, dtype=np.int64), -1, b""
 
 
 def parse_mac(text: bytes) -> int | None:
