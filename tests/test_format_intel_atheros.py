@@ -77,7 +77,7 @@ def in_file_order(capture) -> tuple[np.ndarray, list]:
     return np.array([int(b.packet_index[i]) for b, i in pairs]), pairs
 
 
-# ----------------------------------------------------------------------------- Intel encoders (independent of the reader)
+# ----------------------------------------------------------------------------- Intel encoders (independent code)
 
 def pack_bfee(chain_values: np.ndarray) -> bytes:
     """int[30, Nrx*Ntx, 2] (subcarrier, j = rx*Ntx + tx in RF-chain order, re/im) -> packed CSI bytes.
@@ -136,7 +136,8 @@ def test_intel_capture_matches_reference_json(intel_dir, intel_reference, name):
     capture = read(intel_dir / name)  # detected, not forced
     assert capture.format == "intel5300" and capture.bad.total == 0
     b = capture.batch
-    assert len(b) == ref["count_0xbb"] == intel_reference[name]["parsers"]["CSIKit.IWLBeamformReader(scaled=False)"]["frames"]
+    csikit = intel_reference[name]["parsers"]["CSIKit.IWLBeamformReader(scaled=False)"]
+    assert len(b) == ref["count_0xbb"] == csikit["frames"]
     assert b.csi.shape == (ref["count_0xbb"], first["Nrx"], first["Ntx"], 30) and b.csi.dtype == np.complex64
     assert b.extra["timestamp_low"][0] == first["timestamp_low"]
     assert b.extra["bfee_count"][0] == first["bfee_count"]
@@ -213,7 +214,7 @@ def test_intel_capture_equals_matlab_read_bf_file_and_get_scaled_csi(intel_dir, 
 
 
 def test_intel_mac_frames_give_source_and_sequence(intel_dir, intel_reference):
-    """sample_0x5 (connector_log 0x5) has a 0xC1 frame record before each 0xBB: injected frames from 00:16:ea:12:34:56."""
+    """sample_0x5 (connector_log 0x5): a 0xC1 frame record before each 0xBB; injected frames from 00:16:ea:12:34:56."""
     b = read(intel_dir / "sample_0x5_64_3000.dat").batch
     assert len(b) == intel_reference["sample_0x5_64_3000.dat"]["parsers"]["csiread.Intel"]["count_0xc1"]
     assert b.macs() == ["00:16:ea:12:34:56"] and (b.seq == 0).all()

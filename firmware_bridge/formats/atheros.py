@@ -76,7 +76,7 @@ def csi_len(tones: int, nr: int, nc: int) -> int:
     return tones * nr * nc * 20 // 8
 
 
-# buf_len, csi_len, num_tones, nr, nc, payload_len of a record (u16 buf_len + the 25-byte header).
+# buf_len, csi_len, num_tones, nr, nc, payload_len of one record, for the record-by-record walk.
 _FIELDS = {big: struct.Struct(("<", ">")[big] + "H8xH6xBBB4xH") for big in (False, True)}
 # A record's u16 buf_len and 25-byte header, for each byte order (big-endian: True).
 RECORD_HEADER = {big: np.dtype([("buf_len", "u2"), ("timestamp", "u8"), ("csi_len", "u2"), ("channel", "u2"),
@@ -277,8 +277,8 @@ def read(data: bytes, *, source: str = "", endian: Literal["little", "big"] | No
     """Read a whole ``.dat`` file (see the module docstring).
 
     ``endian`` / ``pull10`` force the byte order / the one-byte-prefix variant
-    instead of detecting them. Raises :class:`ParseError` only when no
-    consistent record starts the input.
+    instead of detecting them. Raises :class:`ParseError` only when the input
+    holds no consistent record at all.
     """
     d = bytes(data)
     bad = BadPackets()
@@ -296,11 +296,11 @@ def read(data: bytes, *, source: str = "", endian: Literal["little", "big"] | No
     if not starts_list:
         return Capture(format=NAME, source=source, batches=[], bad=bad)
     starts = np.asarray(starts_list, dtype=np.intp)
-    hdr = at_offsets(d, starts, 0, RECORD_HEADER[big]).copy()  # aligned, native byte order below
+    hdr = at_offsets(d, starts, 0, RECORD_HEADER[big]).copy()  # aligned, and no longer tied to ``d``
     layout = hdr["num_tones"].astype(np.int32) * 16 + hdr["nr"] * 4 + hdr["nc"]
     batches = []
     for key in np.unique(layout):
-        rows = np.flatnonzero(layout == key)
-        batches.append(_batch(d, starts[rows], hdr[rows], rows.astype(np.int64), noise_floor_dbm))
+        members = np.flatnonzero(layout == key)
+        batches.append(_batch(d, starts[members], hdr[members], members.astype(np.int64), noise_floor_dbm))
     batches.sort(key=lambda b: int(b.packet_index[0]))
     return Capture(format=NAME, source=source, batches=group_by_layout(batches), bad=bad)

@@ -74,7 +74,11 @@ def packed_len(n_rx: int, n_tx: int) -> int:
 
 
 def _bfee_at(d: bytes, pos: int) -> bool:
-    """True when a consistent 0xBB record header starts at ``pos``: Nrx, Ntx, len and field_len agree."""
+    """True when a consistent 0xBB record header starts at ``pos``: Nrx, Ntx, len and field_len agree.
+
+    Record offsets: field_len 0-1 (big-endian), code 2, then the body: Nrx 11,
+    Ntx 12, len 19-20 (little-endian); field_len = 1 + 20 + len.
+    """
     if pos + 3 + _BFEE_HEADER > len(d) or d[pos + 2] != CODE_BFEE:
         return False
     n_rx, n_tx = d[pos + 11], d[pos + 12]
@@ -213,7 +217,8 @@ def sniff(head: bytes) -> bool:
         return False
     field_len = (head[0] << 8) | head[1]
     nxt = 2 + field_len
-    return field_len > _MAC_HEADER and (_bfee_at(head, nxt) or (nxt + 3 <= len(head) and head[nxt + 2] == CODE_MAC_FRAME))
+    return field_len > _MAC_HEADER and (
+        _bfee_at(head, nxt) or (nxt + 3 <= len(head) and head[nxt + 2] == CODE_MAC_FRAME))
 
 
 def total_rss(rssi_chain: np.ndarray, agc: np.ndarray) -> np.ndarray:
@@ -294,9 +299,9 @@ def _chain_to_rx(perm: np.ndarray, n_rx: int) -> tuple[np.ndarray, np.ndarray]:
 
     Returns (chain_to_rx int[packet, Nrx], applied bool[packet]). Differences
     from the references, on purpose: MATLAB's validity test is
-    ``sum(perm) == 1+..+Nrx``, which also passes non-permutations such as
-    [2,2,2] (it then overwrites one chain twice, or grows the matrix for
-    [1,1,4]); we require a true permutation of the Nrx chains and leave
+    ``sum(perm) == 1+..+Nrx`` (1-based), which also passes non-permutations
+    such as [2,2,2] (every chain is written onto rx 2) or [1,1,4] (the matrix
+    grows a fourth rx); we require a true permutation of the Nrx chains and leave
     other packets in chain order. csiread applies perm always, unchecked,
     even for Nrx == 1 (a single chain then lands on rx index perm[0], the
     other rows stay zero).
@@ -314,7 +319,7 @@ def _layout_batch(padded: bytes, starts: np.ndarray, hdr: np.ndarray, order: np.
     """Decode the records of one (Nrx, Ntx) layout (``hdr``: their BFEE_HEADER fields); one batch per bandwidth."""
     n = len(starts)
     n_rx, n_tx = int(hdr["n_rx"][0]), int(hdr["n_tx"][0])
-    rows = at_offsets(padded, starts, 3 + BFEE_HEADER.itemsize, np.dtype((np.uint8, packed_len(n_rx, n_tx) + 2)))
+    rows = at_offsets(padded, starts, 3 + _BFEE_HEADER, np.dtype((np.uint8, packed_len(n_rx, n_tx) + 2)))
     perm = np.stack([(hdr["antenna_sel"] >> (2 * k)) & 3 for k in range(3)], axis=1).astype(np.int8)
     chain_to_rx, perm_applied = _chain_to_rx(perm, n_rx)
     csi = _unpack(rows, n_rx, n_tx, chain_to_rx)
@@ -382,8 +387,8 @@ def read(data: bytes, *, source: str = "", scaled: bool = False) -> Capture:
     layout = hdr["n_rx"].astype(np.int16) * 4 + hdr["n_tx"]
     batches: list[CSIBatch] = []
     for key in np.unique(layout):
-        rows = np.flatnonzero(layout == key)
-        batches += _layout_batch(padded, starts[rows], hdr[rows], rows.astype(np.int64),
-                                 time[rows], mac[rows], seq[rows], scaled)
+        members = np.flatnonzero(layout == key)
+        batches += _layout_batch(padded, starts[members], hdr[members], members.astype(np.int64),
+                                 time[members], mac[members], seq[members], scaled)
     batches.sort(key=lambda b: int(b.packet_index[0]))
     return Capture(format=NAME, source=source, batches=group_by_layout(batches), bad=bad)
