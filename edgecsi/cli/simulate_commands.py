@@ -30,9 +30,13 @@ def simulate_command(
     """Simulate people in a room (or walking through a doorway) and write what the chip would capture."""
     from edgecsi.training.simulate import simulate, write_simulation
 
-    result = simulate(scenario, fmt=fmt, seconds=seconds, rate_hz=rate, seed=seed, room=room, people=people,
-                      carry=carry, snr_db=snr, loss=loss)
-    paths = write_simulation(result, out, lines=lines)
+    try:
+        result = simulate(scenario, fmt=fmt, seconds=seconds, rate_hz=rate, seed=seed, room=room, people=people,
+                          carry=carry, snr_db=snr, loss=loss)
+        paths = write_simulation(result, out, lines=lines)
+    except ValueError as exc:
+        typer.echo(f"edgecsi: error: {exc}", err=True)
+        raise typer.Exit(2) from None
     summary = {"packets": len(result.batch), "sent": result.meta["packets_sent"],
                "passes": len(result.meta["passes"]), **{k: str(v) for k, v in paths.items()}}
     if as_json:

@@ -48,6 +48,10 @@ class ChipProfile:
     null_fill: str  # "zero" (ESP32 prints 0) or "noise" (Nexmon guards hold arbitrary values)
 
     @property
+    def is_esp32(self) -> bool:
+        return self.chip == "esp32"
+
+    @property
     def nfft(self) -> int:
         return ofdm.NFFT_BY_BW[self.bandwidth_mhz]
 

@@ -50,7 +50,7 @@ def fill_dead_bins(csi: np.ndarray, chip: ChipProfile, noise_std: float, rng: np
         noise = rng.normal(0.0, noise_std / np.sqrt(2), (*shape, 2)).view(np.complex128)[..., 0]
         csi[..., nulls] = quantize(noise, chip.value_kind)
     artefact_idx = np.flatnonzero(chip.artefact_mask)  # ascending subcarrier = ascending FFT word here
-    if chip.value_kind == "int8":
+    if chip.is_esp32:
         garbage = _esp32_first_word(n, rng)
     elif chip.value_kind == "int14":
         garbage = _phy_status_int16(n, rng)

@@ -94,14 +94,14 @@ def simulate(scenario: str, *, fmt: str = "esp32", seconds: float = 10.0, rate_h
         seq=sched.seq, rssi=imp_.rssi_dbm(power_db, EIRP_DBM, imp, rngs["rssi"]),
         noise=_noise_floor(chip, len(t), rngs["rssi"]), channel=np.full(len(t), chip.channel),
         bandwidth_mhz=np.full(len(t), chip.bandwidth_mhz),
-        core=np.full(len(t), 0 if chip.batch_format == "nexmon" else -1),
-        stream=np.full(len(t), 0 if chip.batch_format == "nexmon" else -1),
+        core=np.full(len(t), -1 if chip.is_esp32 else 0),
+        stream=np.full(len(t), -1 if chip.is_esp32 else 0),
         extra=_device_fields(chip, len(t)),
     )
     meta = {
         "scenario": scenario, "fmt": fmt, "chip": chip.chip, "format": chip.batch_format, "seed": seed,
         "seconds": seconds, "rate_hz": rate_hz, "room": room, "scene": scene.describe(),
-        "people": len(cast.persons) if scenario != "doorway" else 1, "carry": carry,
+        "people": len(cast.persons), "carry": carry,  # doorway: one walker per pass
         "snr_db": imp.snr_db, "loss": loss, "jitter": jitter, "packets_sent": sched.sent,
         "packets_received": len(t), "start_time": start_time,
         "label_names": {"activity": list(ACTIVITIES), "carry": list(CARRY_KINDS)},
@@ -113,7 +113,7 @@ def simulate(scenario: str, *, fmt: str = "esp32", seconds: float = 10.0, rate_h
 def _device_fields(chip: ChipProfile, n: int) -> dict[str, np.ndarray]:
     """ESP32 rx_ctrl fields the line writers print: HT20 frames, no secondary channel, a
     256-byte buffer (L-LTF + HT-LTF) of which the tool prints the L-LTF, first word garbage."""
-    if chip.value_kind != "int8":
+    if not chip.is_esp32:
         return {}
     fields = {"sig_mode": 1, "cwb": 0, "stbc": 0, "secondary_channel": 0, "len": 256, "mcs": 7,
               "first_word_invalid": 1, "real_time_set": 1, "sig_len": 114}
@@ -122,6 +122,6 @@ def _device_fields(chip: ChipProfile, n: int) -> dict[str, np.ndarray]:
 
 def _noise_floor(chip: ChipProfile, n: int, rng: np.random.Generator) -> np.ndarray:
     """ESP32 reports a noise floor (dBm, around -95); Nexmon does not."""
-    if chip.value_kind != "int8":
+    if not chip.is_esp32:
         return np.full(n, np.nan)
     return np.round(rng.normal(-96.0, 1.0, n))
