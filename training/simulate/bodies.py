@@ -8,7 +8,8 @@ gesture (a hand, the head or the upper body moves a few centimetres and back ove
 second or two). Walking adds arm and leg swing locked to the distance walked, and a
 vertical bob at the step rate.
 
-Carried objects (concealed under clothing at the chest, or in a bag at the hip):
+Carried objects (concealed under a jacket at the chest, in a backpack, or in a
+shoulder bag at the hip):
 ``metal`` is a flat plate (a laptop, a tray): physical-optics RCS ``4 pi A^2 / lambda^2``
 in a specular lobe ``lambda / L`` wide around the plate normal, a weaker edge-diffraction
 floor elsewhere, and it blocks a little more; ``liquid`` (a water bottle) reflects
@@ -34,7 +35,7 @@ _BREATH_MM = {0: 5.0, 90: 2.0, 180: 1.0, 270: 2.0}
 PLATE_AREA_M2 = 0.05  # 25 x 20 cm
 PLATE_SIZE_M = 0.25
 PLATE_FLOOR = 0.15  # off-specular (edge) return relative to the specular peak
-BOTTLE_GAIN = 0.35
+BOTTLE_GAIN = 0.35  # sqrt RCS of a 0.5 l water bottle (dielectric cylinder, broadside)
 # Where an object is carried: body-frame (forward, left, up) position and the outward
 # normal (forward, left) of its flat face. Chest: concealed under a jacket; back: in a
 # backpack; hip: in a shoulder bag at the side. On a doorway link (radios on the jambs)
@@ -44,7 +45,7 @@ CARRY_PLACES = {
     "back": (-0.24, 0.0, 1.20, -1.0, 0.0),
     "hip": (0.0, -0.30, 0.90, 0.0, -1.0),
 }
-DEFAULT_CARRY_PLACES = ("chest", "back")  # sqrt RCS of a 0.5 l water bottle (dielectric cylinder, broadside)
+DEFAULT_CARRY_PLACES = ("chest", "back")
 
 STRIDE_M = 1.4  # one full arm/leg cycle per stride (two steps)
 # A person's body on a link: amplitude transmission through the torso, and the
