@@ -10,7 +10,8 @@ Record stream (csi-formats spec section 4)::
 - code 0xC1: the received MAC frame (connector_log 0x4); written just before
   the 0xBB record of the same frame, so its source address (addr2) and
   sequence number are attached to the next CSI record.
-- any other code: skipped by its length.
+- any other code: skipped by its length (which must lead to a 0xBB/0xC1
+  record or to the end of the input, else it counts as a bad record).
 
 Packed CSI (read_bfee.c): per subcarrier 3 header bits, then for each
 ``j = rx*Ntx + tx`` an int8 real and an int8 imag, bit-aligned. Records are
@@ -28,11 +29,11 @@ rssi_chain[packet, 3] (rssi_a/b/c, dB relative to an internal reference),
 perm[packet, 3] (0-based, as reported), perm_applied, rate
 (fake_rate_n_flags).
 
-Bad records (a 0xBB whose ``len`` disagrees with Nrx/Ntx or field_len, a
-record running past the end of the input, a record header that cannot start
-a record) are counted in ``Capture.bad`` with their byte offset; reading goes
-on at the next record, found by scanning for a consistent 0xBB header when
-the length chain is broken.
+Bad records (``bad_length``: a 0xBB whose ``len`` disagrees with Nrx/Ntx or
+field_len; ``truncated``: a record running past the end of the input;
+``bad_record``: a record whose length leads nowhere) are counted in
+``Capture.bad`` with their byte offset, and reading goes on at the next
+consistent 0xBB header.
 """
 
 from __future__ import annotations
