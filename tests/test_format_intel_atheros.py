@@ -39,20 +39,21 @@ FUZZ = settings(max_examples=150, deadline=None,
 
 # ----------------------------------------------------------------------------- fixtures
 
-@pytest.fixture(scope="module")
-def intel_dir(shared_dir):
-    path = shared_dir / "captures" / "intel5300"
+def captures(shared_dir, source: str):
+    path = shared_dir / "captures" / source
     if not path.is_dir():
         pytest.skip(f"{path} not present")
     return path
+
+
+@pytest.fixture(scope="module")
+def intel_dir(shared_dir):
+    return captures(shared_dir, "intel5300")
 
 
 @pytest.fixture(scope="module")
 def atheros_dir(shared_dir):
-    path = shared_dir / "captures" / "atheros"
-    if not path.is_dir():
-        pytest.skip(f"{path} not present")
-    return path
+    return captures(shared_dir, "atheros")
 
 
 @pytest.fixture(scope="module")
@@ -598,30 +599,24 @@ def test_random_bytes_only_raise_parse_error(data, fmt):
     _read_or_parse_error(intel5300 if fmt == "intel5300" else atheros, data)
 
 
-@pytest.mark.timeout(120)
-@FUZZ
-@given(data=st.data())
-def test_mangled_intel_files_only_raise_parse_error(intel_sample, data):
-    blob = bytearray(intel_sample)
-    cut = data.draw(st.integers(0, len(blob)))
-    edits = data.draw(st.lists(st.tuples(st.integers(0, len(blob) - 1), st.integers(0, 255)), max_size=8))
-    for at, value in edits:
-        blob[at] = value
-    capture = _read_or_parse_error(intel5300, bytes(blob[:cut]))
-    assert capture is None or capture.n_packets <= 22
+@pytest.fixture(scope="module")
+def samples(intel_sample, atheros_sample) -> dict:
+    """format -> (reader module, real capture prefix, packets in it)."""
+    return {"intel5300": (intel5300, intel_sample, 22), "atheros": (atheros, atheros_sample, 8)}
 
 
 @pytest.mark.timeout(120)
 @FUZZ
-@given(data=st.data())
-def test_mangled_atheros_files_only_raise_parse_error(atheros_sample, data):
-    blob = bytearray(atheros_sample)
+@given(fmt=st.sampled_from(["intel5300", "atheros"]), data=st.data())
+def test_mangled_files_only_raise_parse_error(samples, fmt, data):
+    module, sample, packets = samples[fmt]
+    blob = bytearray(sample)
     cut = data.draw(st.integers(0, len(blob)))
     edits = data.draw(st.lists(st.tuples(st.integers(0, len(blob) - 1), st.integers(0, 255)), max_size=8))
     for at, value in edits:
         blob[at] = value
-    capture = _read_or_parse_error(atheros, bytes(blob[:cut]))
-    assert capture is None or capture.n_packets <= 8
+    capture = _read_or_parse_error(module, bytes(blob[:cut]))
+    assert capture is None or capture.n_packets <= packets
 
 
 @pytest.mark.timeout(120)
