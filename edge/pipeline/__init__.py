@@ -21,9 +21,11 @@ Per stream (transmitter MAC x receive core x spatial stream, see
    ``resample.max_gap_s`` ends the segment (``segments.py``). Stages 4-6 run
    per segment and never reach across a gap.
 4. Hampel filter over packets, per feature (``hampel.py``).
-5. Uniform resampling to ``resample.rate_hz``: linear interpolation to
-   ``rate_hz * upsample`` then polyphase FIR decimation with the config's
-   Kaiser low-pass taps (``resample.py``).
+5. Uniform resampling to ``resample.rate_hz``: the packets joined by
+   straight lines at their true arrival times, integrated exactly against
+   the config's Kaiser low-pass prototype (a polyphase table of
+   ``resample.phases`` phases per output sample), sampled at the output rate
+   (``resample.py``).
 6. Per-feature normalisation ``(x - mean) / std`` with training statistics
    (``normalise.py``), then windows of ``window.length`` samples every
    ``window.hop`` samples (``windowing.py``).

@@ -3,7 +3,7 @@
 A :class:`PipelineConfig` is a small frozen dataclass tree with a JSON form.
 Everything the gateway needs to rebuild the exact training pipeline is in it:
 the feature choice, the kept subcarriers and antenna layout, the Hampel and
-resampling settings, the anti-aliasing FIR taps (designed on the training side
+resampling settings, the anti-aliasing low-pass taps (designed on the training side
 by ``edgecsi.training.filter_design``, so the gateway never needs scipy), the
 window length/hop and the fitted per-feature normalisation statistics.
 
@@ -41,19 +41,20 @@ class HampelConfig:
 
 @dataclass(frozen=True)
 class ResampleConfig:
-    """Irregular packets -> uniform ``rate_hz`` samples.
+    """Irregular packets -> uniform ``rate_hz`` samples (see ``resample.py``).
 
-    Packets are linearly interpolated onto an intermediate grid at
-    ``rate_hz * upsample`` (choose it at or above the packet rate), low-pass
-    filtered with ``taps`` (odd-length linear-phase FIR at the intermediate
-    rate, unity DC gain) and decimated by ``upsample`` (polyphase: only the kept
-    outputs are computed). A gap between packets longer than ``max_gap_s``
-    ends the segment; the next packet starts a new one (no interpolation
-    across the gap, no window spans it).
+    Each output is the integral of the linearly interpolated packets (at their
+    true arrival times) against a Kaiser-window low-pass prototype. ``taps``
+    is that prototype sampled at ``rate_hz * phases`` (a polyphase table:
+    ``phases`` sub-steps per output sample), odd length, symmetric, unity DC
+    gain; designed offline by ``edgecsi.training.filter_design``. A gap
+    between packets longer than ``max_gap_s`` ends the segment; the next
+    packet starts a new one (no interpolation across the gap, no window spans
+    it).
     """
 
     rate_hz: float = 100.0
-    upsample: int = 4
+    phases: int = 16
     max_gap_s: float = 0.5
     taps: tuple[float, ...] | None = None
 
@@ -137,10 +138,10 @@ class PipelineConfig:
         if self.hampel.half_window < 1 or self.hampel.n_sigma <= 0:
             raise ValueError("hampel needs half_window >= 1 and n_sigma > 0")
         r = self.resample
-        if not (r.rate_hz > 0 and math.isfinite(r.rate_hz)) or r.upsample < 1 or r.max_gap_s <= 0:
-            raise ValueError("resample needs rate_hz > 0, upsample >= 1, max_gap_s > 0")
-        if r.taps is not None and (len(r.taps) % 2 == 0 or len(r.taps) < 1):
-            raise ValueError(f"resample taps must have odd length (linear phase, integer delay), got {len(r.taps)}")
+        if not (r.rate_hz > 0 and math.isfinite(r.rate_hz)) or r.phases < 1 or r.max_gap_s <= 0:
+            raise ValueError("resample needs rate_hz > 0, phases >= 1, max_gap_s > 0")
+        if r.taps is not None and len(r.taps) % 2 == 0:
+            raise ValueError(f"resample taps must have odd length (symmetric about a centre tap), got {len(r.taps)}")
         if self.window.length < 1 or self.window.hop < 1:
             raise ValueError("window length and hop must be >= 1")
         n = self.normalise

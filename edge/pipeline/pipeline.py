@@ -33,7 +33,7 @@ class StreamingPipeline:
     ``[(window_end_time, x[time, feature] float32), ...]``; ``flush()`` ends
     the stream (or marks a pause) and returns the windows still held back.
     Latency from a packet to the window containing it: ``hampel.half_window``
-    packets plus the FIR half length (``latency_s``).
+    packets plus the low-pass half width (``latency_s``).
     """
 
     def __init__(self, config: PipelineConfig, *, normalise: bool = True) -> None:
@@ -45,7 +45,7 @@ class StreamingPipeline:
         h = config.hampel
         self._hampel = HampelFilter(h.half_window, h.n_sigma) if h.enabled else None
         r = config.resample
-        self._resampler = UniformResampler(r.rate_hz, r.upsample, np.asarray(r.taps))
+        self._resampler = UniformResampler(r.rate_hz, r.phases, np.asarray(r.taps))
         self._windower = Windower(config.window.length, config.window.hop)
         self._normaliser: Normaliser | None = None
         if normalise and config.normalise.enabled:
