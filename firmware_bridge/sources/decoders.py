@@ -33,17 +33,16 @@ CSI_TAG = b"CSI_DATA"
 # A line may carry a little junk before the tag (a log prefix, the tail of a
 # line cut by a reset); look for the tag this far in.
 _TAG_SEARCH = 64
-
-
-_TEXT_SNIFF = 256
+_TEXT_SNIFF = 256  # bytes of a datagram looked at to call it text
+_PRINTABLE = bytes(range(32, 127)) + b"\t\n\r"
 
 
 def looks_like_text(head: bytes) -> bool:
     """Mostly printable ASCII, as a serial log or CSV line is."""
     if not head:
         return False
-    printable = sum(1 for c in head if 32 <= c < 127 or c in (9, 10, 13))
-    return printable >= 0.95 * len(head)
+    unprintable = len(head.translate(None, _PRINTABLE))
+    return unprintable <= 0.05 * len(head)
 
 
 def _module(name: str) -> ModuleType:
