@@ -262,6 +262,7 @@ def test_tool_firmware_variants(tool_line):
     old_cols = cols[:22] + cols[24:]  # before 2019-07-10: no real_time_set, real_timestamp
     variants = {
         "header+crlf": b"type,role,mac\r\n" + tool_line + b"\r\n",
+        "cr only": b"type,role,mac\r" + tool_line + b"\r",
         "no brackets": _tool_line(cols, values, brackets=False) + b"\n",
         "old columns": _tool_line(old_cols, values) + b"\n",
         "old, no brackets": _tool_line(old_cols, values, brackets=False) + b"\n",

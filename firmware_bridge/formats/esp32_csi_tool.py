@@ -196,7 +196,7 @@ def _fast_block(split: list[list[bytes]], vals: list[bytes], new: bool) -> tuple
     ``split[k]`` is the row's head cut as [type, role, mac, numeric rest].
     """
     names = NUMERIC_NEW if new else NUMERIC_OLD
-    table = esp_text.parse_numeric_rows([p[3] for p in split], len(names),
+    table = esp_text.parse_numeric_rows(list(map(itemgetter(3), split)), len(names),
                                         float_col=names.index("real_timestamp") if new else None)
     if table is None:
         return None
@@ -239,7 +239,7 @@ def _fast(lines: list[bytes], numbers: list[int]) -> tuple[list[Rows], list[int]
     if not n:
         return [], slow
     line_no = np.asarray(numbers, np.int64)
-    texts = [lines[i - 1] for i in numbers]
+    texts = itemgetter(*[i - 1 for i in numbers])(lines) if n > 1 else (lines[numbers[0] - 1],)
     heads, _, rests = zip(*map(bytes.partition, texts, repeat(b"[")))
     vals, closes, tails = zip(*map(bytes.partition, rests, repeat(b"]")))
     split = list(map(bytes.split, heads, repeat(b","), repeat(3)))
@@ -257,7 +257,10 @@ def _fast(lines: list[bytes], numbers: list[int]) -> tuple[list[Rows], list[int]
             if times is not None:
                 host[odd_tail] = times[:, 0]
                 ok[odd_tail] = True
-    mac, mac_ok = esp_text.parse_macs([p[2] if len(p) == 4 else b"" for p in split])
+    if ok.all():
+        mac, mac_ok = esp_text.parse_macs(list(map(itemgetter(2), split)))
+    else:
+        mac, mac_ok = esp_text.parse_macs([p[2] if len(p) == 4 else b"" for p in split])
     ok &= mac_ok
     parts: list[Rows] = []
     if ok.all():  # the common case: one block of one column layout, no copies

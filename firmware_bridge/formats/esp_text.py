@@ -56,6 +56,9 @@ def _canonical_len(v: np.ndarray) -> np.ndarray:
 
 # canonical length of every int16, indexed by the value's uint16 bit pattern
 _LEN16 = _canonical_len(np.arange(65536, dtype=np.int64).astype(np.uint16).view(np.int16).astype(np.int64))
+# the same, with every value of 4 or more digits weighted out of reach of any real text length
+_LEN16_3 = np.where(np.abs(np.arange(65536).astype(np.uint16).view(np.int16).astype(np.int64)) >= 1000, 1 << 40,
+                    _LEN16)
 
 
 def parse_values(texts: Sequence[bytes], sep: bytes, *, terminated: bool,
@@ -76,31 +79,43 @@ def parse_values(texts: Sequence[bytes], sep: bytes, *, terminated: bool,
     n = len(texts)
     if n == 0:
         return np.zeros(0, np.int16), np.zeros(0, np.int64)
-    counts = np.fromiter(map(bytes.count, texts, repeat(sep)), dtype=np.int64, count=n)
-    if not terminated:
-        counts += 1
     joined = b"".join(texts) if terminated else sep.join(texts) + sep
     if joined.translate(None, _INT_CHARS + sep):
         return None
-    if b"-" + sep in joined or b"--" in joined:
-        return None  # np.fromstring reads a lone "-" as 0
+    lens = np.fromiter(map(len, texts), dtype=np.int64, count=n)
     if terminated:
-        # every text must end with the separator, or a token would run into the next text
-        lens = np.fromiter(map(len, texts), dtype=np.int64, count=n)
-        if np.any(lens == 0) or np.any(np.frombuffer(joined, np.uint8)[np.cumsum(lens) - 1] != sep[0]):
+        if not lens.all():
             return None
+    else:
+        lens += 1  # the separator joined after each text
+    ends = np.cumsum(lens)
+    buf = np.frombuffer(joined, np.uint8)
+    if terminated and np.any(buf[ends - 1] != sep[0]):
+        return None  # a text not ending with the separator would run into the next one
+    # canonical text has one separator per token: count them per text in one pass
+    counts = np.add.reduceat((buf == sep[0]).view(np.uint8), ends - lens, dtype=np.int64)
     # int16 parsing wraps silently; a wrapped token is longer than its value's spelling,
     # which the length check catches as long as a 4-digit value cannot come from a
     # 5-digit token: so int16 only when values have at most 3 digits.
-    values = _fromstring(joined, np.int16 if max_digits <= 3 else np.int64, sep.decode())
-    if values.shape[0] != int(counts.sum()):
-        return None
-    if values.size and max(-int(values.min()), int(values.max())) >= 10 ** max_digits:
-        return None
-    if values.dtype == np.int16:
-        total = int(np.bincount(values.view(np.uint16), minlength=65536) @ _LEN16)
+    if max_digits <= 3:
+        values = _fromstring(joined, np.int16, sep.decode())
+        if values.shape[0] != int(counts.sum()):
+            return None
+        # one histogram of the int16 bit patterns gives the spelled length (values of 4+
+        # digits weigh "too long"), and the number of negative values
+        hist = np.bincount(values.view(np.uint16), minlength=65536)
+        total = int(hist @ _LEN16_3)
+        negative = int(hist[32768:].sum())
     else:
+        values = _fromstring(joined, np.int64, sep.decode())
+        if values.shape[0] != int(counts.sum()):
+            return None
+        if values.size and max(-int(values.min()), int(values.max())) >= 10 ** max_digits:
+            return None
         total = int(_canonical_len(values).sum())
+        negative = int(np.count_nonzero(values < 0))
+    if joined.count(b"-") != negative:
+        return None  # np.fromstring reads a lone "-" as 0 (as long as "0": the length check misses it)
     if total + values.shape[0] != len(joined):
         return None
     return values.astype(np.int16, copy=False), counts
@@ -121,8 +136,6 @@ def parse_numeric_rows(texts: Sequence[bytes], n_cols: int, *, float_col: int | 
     joined = b"".join(texts)
     if joined.translate(None, b"0123456789-.,"):
         return None
-    if any(pair in joined for pair in (b"-,", b"--", b"-.", b".-", b",.", b".,", b"..")):
-        return None  # np.fromstring reads a lone "-" as 0; points must sit between digits
     buf = np.frombuffer(joined, np.uint8)
     commas = np.flatnonzero(buf == 44)
     if commas.shape[0] != n * n_cols:
@@ -137,6 +150,8 @@ def parse_numeric_rows(texts: Sequence[bytes], n_cols: int, *, float_col: int | 
         values = _fromstring(joined, np.int64, ",")
         if values.shape[0] != n * n_cols:
             return None
+        if joined.count(b"-") != int(np.count_nonzero(values < 0)):
+            return None  # a lone "-" reads as 0
         if values.size and int(np.abs(values).max()) >= 10 ** max_digits:
             return None
         if int(_canonical_len(values).sum()) + values.shape[0] != len(joined):
@@ -160,6 +175,8 @@ def parse_numeric_rows(texts: Sequence[bytes], n_cols: int, *, float_col: int | 
     frac = table[:, float_col + 1]
     if np.any(frac < 0):
         return None
+    if joined.count(b"-") != int(np.count_nonzero(ints < 0)):
+        return None  # a lone "-" reads as 0
     expected = _canonical_len(table).sum() - _canonical_len(frac).sum() + frac_width.sum() + n * (n_cols + 1)
     if int(expected) != len(joined):
         return None
@@ -179,11 +196,11 @@ def parse_numeric_rows(texts: Sequence[bytes], n_cols: int, *, float_col: int | 
 def parse_macs(texts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """``aa:bb:cc:dd:ee:ff`` texts -> (uint64 MACs, bool ok); rows not in that exact form are not ok."""
     n = len(texts)
-    ok = np.fromiter((len(t) == 17 for t in texts), dtype=bool, count=n)
+    ok = np.fromiter(map(len, texts), dtype=np.int64, count=n) == 17
     out = np.zeros(n, dtype=np.uint64)
     if not ok.any():
         return out, ok
-    good = [t for t, k in zip(texts, ok.tolist()) if k]
+    good = texts if ok.all() else [t for t, k in zip(texts, ok.tolist()) if k]
     raw = np.frombuffer(b"".join(good), np.uint8).reshape(len(good), 17)
     colons = raw[:, 2::3]
     digits = _HEX[np.delete(raw, np.s_[2::3], axis=1)]  # [row, 12]
@@ -254,6 +271,8 @@ def split_lines(data: bytes, header_prefixes: tuple[bytes, ...]) -> tuple[list[b
     and go to the per-line parser; junk lines carry no tag. Blank lines and
     header rows are in none of the lists.
     """
+    if b"\n" not in data and b"\r" in data:  # classic-Mac line ends (some serial terminals save them)
+        data = data.replace(b"\r", b"\n")
     lines = data.split(b"\n")
     is_csi = np.fromiter(map(bytes.startswith, lines, repeat(b"CSI_DATA,")), dtype=bool, count=len(lines))
     fast = (np.flatnonzero(is_csi) + 1).tolist()
