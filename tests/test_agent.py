@@ -227,3 +227,65 @@ def test_sighup_reloads_in_a_real_process(nexmon_bundle, tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
     assert proc.returncode == 0
+
+
+ESP32_TOOL = "captures/esp32-csi-tool/csikit_example_fast2_100hz_pitraffic.csv"
+
+
+@pytest.fixture(scope="module")
+def esp32_bundle(tmp_path_factory, shared_dir):
+    capture = read(shared_dir / ESP32_TOOL)
+    batch = max(capture.batches, key=len)
+    half = len(batch) // 2
+    tmp = tmp_path_factory.mktemp("esp32agent")
+    return make_capture_bundle([batch.select(slice(0, half)), batch.select(slice(half, None))], [0, 1],
+                               tmp / "bundle", window=20, hop=10, rate_hz=50.0, version=3)
+
+
+def test_serial_pty_with_garbage_lines_and_mqtt_to_mosquitto(esp32_bundle, shared_dir, broker, tmp_path):
+    import pty
+    import tty
+
+    from test_sinks import Subscriber
+
+    sub = Subscriber(broker.port)
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    agent = Agent(AgentOptions(bundle=esp32_bundle, sources=[f"serial://{os.ttyname(slave)}?baud=921600"],
+                               http=None, stdout=False, event_log=tmp_path / "events.db",
+                               mqtt=f"127.0.0.1:{broker.port}", node_id="pi-kitchen", state_every_s=0.5))
+    agent.start()
+    lines = [l for l in (shared_dir / ESP32_TOOL).read_bytes().splitlines(keepends=True) if l.startswith(b"CSI_DATA")]
+    rng = np.random.default_rng(0)
+    garbage = 0
+    try:
+        for i, line in enumerate(lines):
+            os.write(master, line)
+            if i % 25 == 0:
+                junk = [b"I (1234) wifi: boot log noise\n", bytes(rng.integers(0, 256, 60, dtype=np.uint8)) + b"\n",
+                        b"CSI_DATA,STA,zz:zz,1,2,3,[1 2\n", line[: len(line) // 2] + b"\n"]
+                os.write(master, junk[i // 25 % 4])
+                garbage += 1
+            if i % 50 == 0:
+                time.sleep(0.02)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and agent.counters["packets"] < len(lines):
+            time.sleep(0.1)
+        time.sleep(1.0)
+        stats = agent.stats()
+        entity = "homeassistant/binary_sensor/pi_kitchen_11_22_33_44_55_66_core_1_ss_1_presence/config"
+        assert sub.wait_for(lambda: entity in sub.messages, 10), sorted(sub.messages)
+        state_topic = json.loads(sub.messages[entity])["state_topic"]
+        assert sub.wait_for(lambda: sub.messages.get(state_topic) in (b"ON", b"OFF"), 10)
+        assert sub.messages.get("edgecsi/pi_kitchen/status") == b"online"
+    finally:
+        agent.shutdown()
+        os.close(master)
+        os.close(slave)
+        sub.close()
+    assert stats["packets"] == len(lines)  # every valid line survived the garbage around it
+    assert stats["inferences"] > 10 and stats["pipeline_errors"] == 0
+    # Broken CSI rows (half lines, bad fields) are bad packets; boot log and noise are ignored lines.
+    assert sum(stats["bad_packets"].values()) == garbage // 2
+    assert stats["sources"][0]["ignored_lines"] >= garbage // 2
+    assert stats["sinks"][0]["pending"] == 0

@@ -1,0 +1,88 @@
+"""Export benchmark: every model of the zoo trained on real data, exported, quantized, measured.
+
+Per model: held-out accuracy (or MAE) for torch / ORT fp32 / ORT int8, file sizes, and p50/p99
+latency at batch 1 on one thread for torch eager, ORT fp32 and ORT int8, all in one run, with
+ratios against torch eager (the baseline). Targets (issue 6): int8 within 1 point of torch,
+int8 file <= 35% of fp32, int8 not slower than fp32, int8 >= 5x faster than torch eager.
+
+    .venv/bin/python benchmarks/export.py [--out docs/results/export.md] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+CASES = [
+    # model, task, data set, split, epochs, dataset options, extra train kwargs
+    ("activity_cnn", "activity", "esp32s2_temporal_har_geotecinit", "published", 30, {}, {}),
+    ("cnn_bilstm", "activity", "esp32s2_temporal_har_geotecinit", "published", 30, {}, {}),
+    ("cnn1d", "localization", "esp32_wical_crowd_2rooms_3days", "published", 15, {"task": "localization"}, {}),
+    ("mlp", "localization", "ivanet_csi_ips_2020_21", "published", 8, {}, {"max_train_windows": 20000}),
+    ("count_dnn", "counting", "esp32_wical_crowd_2rooms_3days", "published", 15, {"task": "counting"}, {}),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
+    parser.add_argument("--quick", action="store_true", help="2 epochs per model (smoke run)")
+    args = parser.parse_args()
+
+    import torch
+
+    from edgecsi.export.export_run import export_run
+    from edgecsi.training.train import train
+
+    torch.set_num_threads(1)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, task, dataset, split, epochs, ds_opts, kw in CASES:
+            t0 = time.time()
+            run = Path(tmp) / name
+            train(task, dataset, split, name, epochs=2 if args.quick else epochs, seed=0, out_dir=run,
+                  progress=False, dataset_options=ds_opts, threads=2, **kw)
+            res = export_run(run, Path(tmp) / f"{name}.bundle", max_int8_drop=1e9)  # measure, do not gate
+            p = res.parity
+            lat = p.latency_ms
+            rows.append({
+                "model": name, "data": dataset.split("_")[0], "metric": p.metric_name,
+                "torch": p.metric_torch, "fp32": p.metric_fp32, "int8": p.metric_int8,
+                "int8_drop": p.int8_drop, "agree": p.argmax_agreement_int8,
+                "fp32_kB": p.size_bytes["fp32"] / 1e3, "int8_kB": p.size_bytes["int8"] / 1e3,
+                "size_ratio": p.size_bytes["int8"] / p.size_bytes["fp32"],
+                "torch_p50": lat["torch"]["p50"], "torch_p99": lat["torch"]["p99"],
+                "fp32_p50": lat["ort_fp32"]["p50"], "fp32_p99": lat["ort_fp32"]["p99"],
+                "int8_p50": lat["ort_int8"]["p50"], "int8_p99": lat["ort_int8"]["p99"],
+                "act": res.activation_type, "seconds": time.time() - t0,
+            })
+            print(f"done {name} in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+
+    head = ("| model | data | metric | torch | ORT fp32 | ORT int8 | int8 drop | size fp32 / int8 (kB) | int8 % | "
+            "p50/p99 ms torch | p50/p99 ms fp32 | p50/p99 ms int8 | int8 vs torch | int8 vs fp32 | act |")
+    lines = [head, "|" + "|".join("---" for _ in range(15)) + "|"]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['data']} | {r['metric']} | {r['torch']:.2f} | {r['fp32']:.2f} | {r['int8']:.2f} | "
+            f"{r['int8_drop']:+.2f} | {r['fp32_kB']:.0f} / {r['int8_kB']:.0f} | {100 * r['size_ratio']:.0f}% | "
+            f"{r['torch_p50']:.3f} / {r['torch_p99']:.3f} | {r['fp32_p50']:.3f} / {r['fp32_p99']:.3f} | "
+            f"{r['int8_p50']:.3f} / {r['int8_p99']:.3f} | {r['torch_p50'] / r['int8_p50']:.1f}x | "
+            f"{r['fp32_p50'] / r['int8_p50']:.2f}x | {r['act']} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("# Export benchmark (benchmarks/export.py)\n\nBatch 1, one thread, this machine; accuracy "
+                            "in % (MAE for regression) on each set's held-out split.\n\n" + table + "\n\n```json\n"
+                            + json.dumps(rows, indent=1) + "\n```\n")
+
+
+if __name__ == "__main__":
+    main()
