@@ -58,6 +58,12 @@ def heldout_from_run(config: dict, *, max_windows: int = 2000, seed: int = 0) ->
     desc = config.get("dataset") or {}
     if not desc.get("name"):
         raise ExportError("the run does not name a reloadable data set; pass held-out windows (--data x.npz)")
+    if (config.get("adaptation") or {}).get("target"):
+        # An adapted run (edgecsi adapt): calibrate on the site's labelled pool, check on its held-out windows.
+        from edgecsi.training.adapt.run import heldout_windows
+
+        calibration, x, y = heldout_windows(config, max_windows=max_windows, seed=seed)
+        return HeldOut(calibration=calibration, x=x, y=y)
     ws = load_dataset(desc["name"], **desc.get("options", {}))
     sp = resolve_split(ws, config["split"].get("spec") or config["split"]["name"])
     tests = sp.tests()
