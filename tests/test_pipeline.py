@@ -387,3 +387,13 @@ print("HEAVY", heavy)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout, out.stdout
+
+
+def test_median_network_is_the_median():
+    from edgecsi.edge.pipeline.hampel import _median_of, median_network
+
+    rng = np.random.default_rng(16)
+    assert len(median_network(11)) == 32
+    for n in range(1, 24, 2):
+        v = rng.integers(0, 4, size=(n, 50)).astype(float)  # many ties
+        np.testing.assert_array_equal(_median_of(list(v)), np.median(v, axis=0))
