@@ -1,0 +1,1 @@
+"""Generative tools for CSI windows: repair corrupted windows (UNIR), adversarial autoencoder, domain bridging."""
