@@ -397,3 +397,14 @@ def test_median_network_is_the_median():
     for n in range(1, 24, 2):
         v = rng.integers(0, 4, size=(n, 50)).astype(float)  # many ties
         np.testing.assert_array_equal(_median_of(list(v)), np.median(v, axis=0))
+
+
+def test_clock_reset_restarts_the_stream_instead_of_dropping_it():
+    a = intel_like(500, seed=17, t0=5000.0)
+    b = intel_like(500, seed=18, t0=10.0)  # the device rebooted: its clock starts again near 0
+    pipe = build_pipeline(config()).fit(a)
+    live = pipe.streaming()
+    got = live.push(concat([a, b])) + live.flush()
+    expected = np.concatenate([pipe.transform(a), pipe.transform(b)])
+    np.testing.assert_array_equal(np.stack([w for _, w in got]), expected)
+    assert live.clock_resets == 1 and live.out_of_order == 0

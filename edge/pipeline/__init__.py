@@ -18,8 +18,9 @@ Per stream (transmitter MAC x receive core x spatial stream, see
    ``phase.py``) and ``conj`` (real/imag of ``H_a * conj(H_b)`` for adjacent
    receive antennas, ``conjugate.py``).
 3. Out-of-order / duplicate packets are dropped; a gap longer than
-   ``resample.max_gap_s`` ends the segment (``segments.py``). Stages 4-6 run
-   per segment and never reach across a gap.
+   ``resample.max_gap_s`` ends the segment, and so does a jump back in time
+   by more than that (a clock reset) (``segments.py``). Stages 4-6 run per
+   segment and never reach across a gap.
 4. Hampel filter over packets, per feature (``hampel.py``).
 5. Uniform resampling to ``resample.rate_hz``: the packets joined by
    straight lines at their true arrival times, integrated exactly against

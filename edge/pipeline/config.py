@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, get_type_hints
 
 #: Bump when the meaning of a field changes; ``from_json`` refuses newer files.
@@ -170,10 +170,6 @@ class PipelineConfig:
     @classmethod
     def from_json(cls, text: str | bytes) -> "PipelineConfig":
         return cls.from_dict(json.loads(text))
-
-    def with_(self, **changes: Any) -> "PipelineConfig":
-        """A copy with top-level fields replaced (``dataclasses.replace``)."""
-        return replace(self, **changes)
 
 
 def _to_plain(value: Any) -> Any:

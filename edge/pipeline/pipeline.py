@@ -17,7 +17,7 @@ from edgecsi.edge.pipeline.features import PacketFeatures
 from edgecsi.edge.pipeline.hampel import HampelFilter
 from edgecsi.edge.pipeline.normalise import FeatureStats, Normaliser
 from edgecsi.edge.pipeline.resample import UniformResampler
-from edgecsi.edge.pipeline.segments import increasing_mask, segment_starts
+from edgecsi.edge.pipeline.segments import first_clock_reset, increasing_mask, segment_starts
 from edgecsi.edge.pipeline.streams import StreamKey, single_stream_key, split_streams, stream_keys
 from edgecsi.edge.pipeline.subcarriers import choose_subcarriers
 from edgecsi.edge.pipeline.windowing import Windower
@@ -58,8 +58,10 @@ class StreamingPipeline:
             self._normaliser = Normaliser(np.asarray(n.mean), np.asarray(n.std), n.min_std)
         self.key: StreamKey | None = None
         self._last_time: float | None = None
-        #: Packets dropped for arriving out of order or twice.
+        #: Packets dropped for arriving out of order (by up to ``max_gap_s``) or twice.
         self.out_of_order = 0
+        #: Jumps back in time by more than ``max_gap_s``: the stream restarts there.
+        self.clock_resets = 0
         #: Segments started (each gap longer than ``max_gap_s`` starts one).
         self.segments = 0
 
@@ -95,6 +97,12 @@ class StreamingPipeline:
 
     def push_features(self, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Feed per-packet features ``x[packet, feature]`` at times ``t[packet]`` (seconds)."""
+        reset = first_clock_reset(t, self._last_time, self.config.resample.max_gap_s)
+        if reset is not None:
+            head = self.push_features(t[:reset], x[:reset])
+            self.clock_resets += 1
+            self._last_time = None  # so the next packet ends the old segment and starts a new one
+            return self._join([head, self.push_features(t[reset:], x[reset:])])
         keep = increasing_mask(t, self._last_time)
         if not keep.all():
             self.out_of_order += int((~keep).sum())

@@ -5,6 +5,22 @@ from __future__ import annotations
 import numpy as np
 
 
+def first_clock_reset(time: np.ndarray, last_time: float | None, max_gap_s: float) -> int | None:
+    """Index of the first packet more than ``max_gap_s`` EARLIER than every packet before it, or None.
+
+    Such a jump is a clock reset (a device rebooted, a replay restarted), not a
+    straggler: the stream starts over from there instead of dropping every
+    packet until the clock catches up.
+    """
+    t = np.asarray(time, dtype=np.float64)
+    if t.shape[0] == 0:
+        return None
+    start = -np.inf if last_time is None else last_time
+    prev_max = np.maximum.accumulate(np.concatenate([[start], t[:-1]]))
+    back = np.flatnonzero(t < prev_max - max_gap_s)
+    return int(back[0]) if back.size else None
+
+
 def increasing_mask(time: np.ndarray, last_time: float | None) -> np.ndarray:
     """True for packets later than every packet before them (and ``last_time``).
 
