@@ -14,7 +14,8 @@ fi
 if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check "torch==2.13.0"
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check -e ".[train,dev]"
+.venv/bin/pip install --quiet --disable-pip-version-check "setuptools>=68" wheel
+.venv/bin/pip install --quiet --disable-pip-version-check -e ".[gateway,train,dev]"
 
 # System services used by the tests (a real MQTT broker, a real SSH server).
 need=()
