@@ -15,7 +15,8 @@ the paper's Adam 1e-5 is for fine-tuning BERT; the small CNNs here barely move a
 hundred steps, so ``lr`` defaults to 1e-4 (pass ``lr=1e-5`` for the paper's value).
 
 Labelled target windows are optional: with ``target_weight > 0`` and labels present, E_t also gets
-CE(C(E_t(x_l)), y_l) (a semi-supervised variant; with none it is AAD as published).
+CE(C(E_t(x_l)), y_l) over the classes they show (``seen_ce``; a semi-supervised variant; with none it
+is AAD as published).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from torch import nn
 
 from edgecsi.training.adapt.batches import BatchStream
 from edgecsi.training.adapt.method import MethodResult
+from edgecsi.training.adapt.seen_ce import seen_class_cross_entropy, seen_mask
 from edgecsi.training.adapt.target import AdaptData
 
 
@@ -73,12 +75,13 @@ def adapt_aad(model: nn.Module, data: AdaptData, cfg: AADConfig = AADConfig(), *
     disc = discriminator(net.embed_dim, cfg.disc_hidden)
     opt_t = torch.optim.Adam(body, lr=cfg.lr)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr)
-    bce, ce = nn.BCELoss(), nn.CrossEntropyLoss()
+    bce = nn.BCELoss()
     src = BatchStream(data.x_source, data.y_source, cfg.batch_size, rng)
     unl = BatchStream(data.x_unlabelled, None, cfg.batch_size, rng)
     use_labels = cfg.target_weight > 0 and data.has_labels
     lab = BatchStream(data.x_labelled, data.y_labelled, cfg.batch_size, rng) if use_labels else None
     history: dict[str, list[float]] = {"d_loss": [], "g_loss": [], "kd_loss": [], "d_acc": []}
+    seen = seen_mask(torch.from_numpy(data.y_labelled), data.n_classes) if use_labels else None
     net.train()
     for step in range(cfg.steps):
         xs, _ = src.next()
@@ -100,7 +103,7 @@ def adapt_aad(model: nn.Module, data: AdaptData, cfg: AADConfig = AADConfig(), *
         loss = cfg.alpha * g_loss + cfg.beta * kd
         if lab is not None:
             xl, yl = lab.next()
-            loss = loss + cfg.target_weight * ce(net(xl), yl)
+            loss = loss + cfg.target_weight * seen_class_cross_entropy(net(xl), yl, seen)
         opt_t.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(body, cfg.clip)

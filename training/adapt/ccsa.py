@@ -9,7 +9,8 @@ over pairs of a source window and a labelled target window, y_c = 1 when they sh
 pairs a source batch with the labelled target windows; negative pairs are capped at ``neg_per_pos``
 times the positives (random subset). Defaults are CCSA's: m = 1, alpha = 0.25, 3 negatives per positive.
 
-``target_weight`` (default 0, i.e. CCSA's loss as published) adds CE on the labelled target windows.
+``target_weight`` (default 0, i.e. CCSA's loss as published) adds CE on the labelled target windows
+(over the classes they show, ``seen_ce``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import nn
 
 from edgecsi.training.adapt.batches import BatchStream
 from edgecsi.training.adapt.method import MethodResult
+from edgecsi.training.adapt.seen_ce import seen_class_cross_entropy, seen_mask
 from edgecsi.training.adapt.target import AdaptData
 
 
@@ -69,6 +71,7 @@ def adapt_ccsa(model: nn.Module, data: AdaptData, cfg: CCSAConfig = CCSAConfig()
     src = BatchStream(data.x_source, data.y_source, cfg.batch_size, rng)
     tgt = BatchStream(data.x_labelled, data.y_labelled, cfg.batch_size, rng)
     history: dict[str, list[float]] = {"ce": [], "alignment": []}
+    seen = seen_mask(torch.from_numpy(data.y_labelled), data.n_classes)
     net.train()
     for step in range(cfg.steps):
         xs, ys = src.next()
@@ -79,7 +82,7 @@ def adapt_ccsa(model: nn.Module, data: AdaptData, cfg: CCSAConfig = CCSAConfig()
         align = contrastive_alignment(zs, ys, zt, yt, margin=cfg.margin, neg_per_pos=cfg.neg_per_pos, generator=gen)
         loss = (1 - cfg.alpha) * ce + cfg.alpha * align
         if cfg.target_weight > 0:
-            loss = loss + cfg.target_weight * loss_fn(net.head(zt), yt)
+            loss = loss + cfg.target_weight * seen_class_cross_entropy(net.head(zt), yt, seen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

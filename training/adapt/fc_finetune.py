@@ -9,9 +9,9 @@ alone, and the result is directly comparable with the numpy head the gateway fit
     layers="fc"    ``head`` plus every ``nn.Linear`` registered after the last conv / recurrent layer
                    (``activity_cnn``'s ``fc``; an ``mlp``'s whole stack, which has no conv layer)
 
-Loss: CE on the labelled target windows + ``source_weight`` x CE on a source batch. The source term
-keeps the classes the site did not label (an ESP32-S2 sequence shows 6 of the 10 classes) from being
-forgotten; ``source_weight=0`` is plain fine-tuning on the site's windows.
+Loss: CE on the labelled target windows (over the classes they show: ``seen_ce``) + ``source_weight``
+x CE on a source batch. Both keep the classes the site did not label (an ESP32-S2 sequence shows 6 of
+the 10 classes) from being forgotten; ``source_weight=0`` is plain fine-tuning on the site's windows.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from torch import nn
 
 from edgecsi.training.adapt.batches import BatchStream, embeddings
 from edgecsi.training.adapt.method import MethodResult
+from edgecsi.training.adapt.seen_ce import seen_class_cross_entropy, seen_mask
 from edgecsi.training.adapt.target import AdaptData
 
 
@@ -76,9 +77,10 @@ def adapt_fc(model: nn.Module, data: AdaptData, cfg: FCConfig = FCConfig(), *, s
         forward = net
         tgt = BatchStream(data.x_labelled, data.y_labelled, cfg.batch_size, rng)
         src = BatchStream(data.x_source, data.y_source, cfg.batch_size, rng)
+    seen = seen_mask(torch.from_numpy(data.y_labelled), data.n_classes)
     for step in range(cfg.steps):
         xt, yt = tgt.next()
-        loss = loss_fn(forward(xt), yt)
+        loss = seen_class_cross_entropy(forward(xt), yt, seen)
         if cfg.source_weight > 0:
             xs, ys = src.next()
             loss = loss + cfg.source_weight * loss_fn(forward(xs), ys)

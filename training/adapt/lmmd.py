@@ -12,7 +12,8 @@ labels and the target argmax (the one-hot uses ``n_classes``, not DSAN's hard-co
 distance. Source and target batches have the same size. ``z`` is ``model.embed`` (the bottleneck).
 
 Labelled target windows are optional (``use_labels``): when present they join every target batch with
-their one-hot labels in place of predictions and add their CE -- a semi-supervised variant; with none
+their one-hot labels in place of predictions and add their CE (over the classes they show,
+``seen_ce``) -- a semi-supervised variant; with none
 (the default protocol, 0 per class) this is DSAN as published.
 """
 
@@ -28,6 +29,7 @@ from torch import nn
 
 from edgecsi.training.adapt.batches import BatchStream, progress
 from edgecsi.training.adapt.method import MethodResult
+from edgecsi.training.adapt.seen_ce import seen_class_cross_entropy, seen_mask
 from edgecsi.training.adapt.target import AdaptData
 
 
@@ -102,6 +104,7 @@ def adapt_lmmd(model: nn.Module, data: AdaptData, cfg: LMMDConfig = LMMDConfig()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     history: dict[str, list[float]] = {"ce": [], "lmmd": []}
+    seen = seen_mask(torch.from_numpy(data.y_labelled), data.n_classes) if use_labels else None
     net.train()
     for step in range(cfg.steps):
         xs, ys = src.next()
@@ -117,7 +120,7 @@ def adapt_lmmd(model: nn.Module, data: AdaptData, cfg: LMMDConfig = LMMDConfig()
         ce = loss_fn(net.head(zs), ys)
         if lab is not None:
             pt[len(xu):] = nn.functional.one_hot(yl, data.n_classes).float()
-            ce = ce + loss_fn(logits_t[len(xu):], yl)
+            ce = ce + seen_class_cross_entropy(logits_t[len(xu):], yl, seen)
         align = lmmd(zs, ys, zt, pt, data.n_classes, kernel_mul=cfg.kernel_mul, kernel_num=cfg.kernel_num)
         loss = ce + cfg.weight * dsan_lambda(progress(step, cfg.steps)) * align
         opt.zero_grad(set_to_none=True)

@@ -5,7 +5,8 @@
    the base's head.
 2. Distil B into S: ``S.embed(x) ~ B.embed(x)`` (mean squared error) on source and unlabelled target
    windows -- no labels involved -- so at alpha = 0.5 the blend starts where the base is.
-3. Train S, the head and alpha on the labelled target windows (+ ``source_weight`` x CE on source
+3. Train S, the head and alpha on the labelled target windows (CE over the classes they show,
+   ``seen_ce``; + ``source_weight`` x CE on source
    windows, for classes the site did not label). alpha: ``learned`` = sigmoid of a parameter initialised
    0, no weight decay on it (the paper's code); ``curriculum`` = from 1 down to ``alpha_end`` linearly;
    ``fixed`` = ``alpha_end``.
@@ -26,6 +27,7 @@ from torch import nn
 
 from edgecsi.training.adapt.batches import BatchStream, progress
 from edgecsi.training.adapt.method import MethodResult
+from edgecsi.training.adapt.seen_ce import seen_class_cross_entropy, seen_mask
 from edgecsi.training.adapt.target import AdaptData
 from edgecsi.training.models import build_from_arch
 from edgecsi.training.models.side_tuned import SideTuned, default_side_arch
@@ -103,13 +105,14 @@ def adapt_side(model: nn.Module, data: AdaptData, cfg: SideConfig = SideConfig()
     loss_fn = nn.CrossEntropyLoss()
     tgt = BatchStream(data.x_labelled, data.y_labelled, cfg.batch_size, rng)
     src = BatchStream(data.x_source, data.y_source, cfg.batch_size, rng)
+    seen = seen_mask(torch.from_numpy(data.y_labelled), data.n_classes)
     st.train()
     for step in range(cfg.steps):
         if cfg.alpha_mode == "curriculum":
             with torch.no_grad():
                 st.alpha_value.fill_(1.0 + (cfg.alpha_end - 1.0) * progress(step, cfg.steps))
         xt, yt = tgt.next()
-        loss = loss_fn(st(xt), yt)
+        loss = seen_class_cross_entropy(st(xt), yt, seen)
         if cfg.source_weight > 0:
             xs, ys = src.next()
             loss = loss + cfg.source_weight * loss_fn(st(xs), ys)
