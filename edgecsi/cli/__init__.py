@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "simulate_commands",
     "train_commands",
     "adapt_commands",
+    "generative_commands",
     "export_commands",
     "agent_commands",
 )
