@@ -48,9 +48,6 @@ clocks. ``noise`` is noise_floor in dBm. Raw device fields are in ``extra``.
 
 from __future__ import annotations
 
-from itertools import repeat
-from operator import itemgetter
-
 import numpy as np
 
 from edgecsi.errors import BadPackets, ParseError
@@ -189,103 +186,100 @@ def _parse_one(line: bytes | str, line_no: int | None, source: str) -> Rows:
 # ---------------------------------------------------------------- vectorised path
 
 
-def _fast_block(split: list[list[bytes]], vals: list[bytes], new: bool) -> tuple[np.ndarray, np.ndarray,
-                                                                                  np.ndarray] | None:
-    """Rows of one column layout -> (numeric table, flat values, counts), or None if any is not canonical.
-
-    ``split[k]`` is the row's head cut as [type, role, mac, numeric rest].
-    """
-    names = NUMERIC_NEW if new else NUMERIC_OLD
-    table = esp_text.parse_numeric_rows(list(map(itemgetter(3), split)), len(names),
-                                        float_col=names.index("real_timestamp") if new else None)
-    if table is None:
-        return None
-    parsed = esp_text.parse_values(vals, b" ", terminated=True, max_digits=3)
-    if parsed is None:
-        return None
-    return table, parsed[0], parsed[1]
-
-
-def _rows(numbers: np.ndarray, split: list[list[bytes]], table: np.ndarray, values: np.ndarray, counts: np.ndarray,
-          mac: np.ndarray, host: np.ndarray, new: bool) -> Rows:
+def _rows(line_no: np.ndarray, table: np.ndarray, values: np.ndarray, counts: np.ndarray, mac: np.ndarray,
+          roles: list[bytes], host: np.ndarray, new: bool) -> Rows:
     columns = dict(zip(NUMERIC_NEW if new else NUMERIC_OLD, table.T))
-    nan = np.full(len(split), np.nan)
+    nan = np.full(len(roles), np.nan)
     fields = {name: columns.get(name, nan) for name in NUMERIC_NEW}
     fields["host_time"] = host
-    roles = list(map(itemgetter(1), split))
     unique_roles = set(roles)
     if len(unique_roles) == 1:
         role = np.full(len(roles), roles[0].decode("utf-8", "replace"))
     else:
         text = {r: r.decode("utf-8", "replace") for r in unique_roles}
         role = np.array([text[r] for r in roles])
-    return Rows(numbers, fields, mac, {"role": role}, values, counts)
+    return Rows(line_no, fields, mac, {"role": role}, values, counts)
 
 
 _WIDTH = {True: len(NUMERIC_NEW) + 3, False: len(NUMERIC_OLD) + 3}  # commas before '['
 
 
-def _fast(lines: list[bytes], numbers: list[int]) -> tuple[list[Rows], list[int]]:
+def _slices(data: bytes, begin: np.ndarray, end: np.ndarray) -> list[bytes]:
+    return list(map(data.__getitem__, map(slice, begin.tolist(), end.tolist())))
+
+
+def _host_times(data: bytes, after: np.ndarray, end: np.ndarray) -> np.ndarray | None:
+    """Appended host times (``",1612345678.123"``, then maybe ``"\r"``) between ``after`` and
+    ``end`` -> float64 per row, or None unless all are canonical."""
+    tails = [t.rstrip(b"\r") for t in _slices(data, after, end)]
+    if not all(t.startswith(b",") for t in tails):
+        return None
+    times = esp_text.parse_numeric_rows([t[1:] + b"," for t in tails], 1, float_col=0)
+    return None if times is None else times[:, 0]
+
+
+def _fast(text: esp_text.TextLines, numbers: np.ndarray) -> tuple[list[Rows], list[int]]:
     """Lines starting with ``CSI_DATA,`` -> Rows for the canonical ones; returns (row
     tables, line numbers left for the per-line parser).
 
-    Per-line Python work is kept to a few C-level string calls mapped over the
-    lines; the numbers are parsed in blocks (``esp_text``). A block with a
-    non-canonical line is halved until the culprits are found, so one odd line
-    costs a few extra blocks, not the whole file.
+    The lines are never cut out one by one: the positions of every ``[``, ``]``
+    and ``,`` in the whole text give each line's columns, the values are read in
+    place (``esp_text.parse_int_lists``), and the numeric columns of all lines are
+    parsed in one block. A line that is not canonical goes to the per-line
+    parser, which decides what it is; a block of numeric columns that is not
+    canonical is halved until its culprits are found.
     """
-    slow: list[int] = []
-    n = len(numbers)
+    n = numbers.shape[0]
     if not n:
-        return [], slow
-    line_no = np.asarray(numbers, np.int64)
-    texts = itemgetter(*[i - 1 for i in numbers])(lines) if n > 1 else (lines[numbers[0] - 1],)
-    heads, _, rests = zip(*map(bytes.partition, texts, repeat(b"[")))
-    vals, closes, tails = zip(*map(bytes.partition, rests, repeat(b"]")))
-    split = list(map(bytes.split, heads, repeat(b","), repeat(3)))
+        return [], []
+    data, buf = text.data, text.buf
+    start = text.start[numbers - 1]
+    line_end = text.end[numbers - 1]
+    end = line_end - (buf[line_end - 1] == 13)  # CRLF line ends
+    open_ = esp_text.next_at(buf, b"[", start)
+    close = esp_text.next_at(buf, b"]", open_)
+    ok = close < end
+    commas = np.flatnonzero(buf == 44)
+    first_comma = np.searchsorted(commas, start)  # the one after "CSI_DATA"
+    width = np.searchsorted(commas, open_) - first_comma
+    ok &= (width == _WIDTH[True]) | (width == _WIDTH[False])
+    role_end = commas[np.minimum(first_comma + 1, commas.shape[0] - 1)]
+    mac_end = commas[np.minimum(first_comma + 2, commas.shape[0] - 1)]
+    ok &= mac_end == role_end + 18  # "aa:bb:cc:dd:ee:ff" is 17 bytes
     host = np.full(n, np.nan)
-    if b"" not in closes and set(tails) <= {b"", b"\r"} and min(map(len, split)) == 4:
-        ok = np.ones(n, dtype=bool)
-    else:
-        ok = np.fromiter((c == b"]" and len(p) == 4 and (t == b"" or t == b"\r")
-                          for c, t, p in zip(closes, tails, split)), bool, n)
-        odd_tail = [k for k in np.flatnonzero(~ok).tolist()
-                    if closes[k] and tails[k][:1] == b"," and len(split[k]) == 4]
-        if odd_tail:  # appended host time: ",1612345678.123" (then maybe "\r")
-            times = esp_text.parse_numeric_rows([tails[k].rstrip(b"\r")[1:] + b"," for k in odd_tail], 1,
-                                                float_col=0)
-            if times is not None:
-                host[odd_tail] = times[:, 0]
-                ok[odd_tail] = True
-    if ok.all():
-        mac, mac_ok = esp_text.parse_macs(list(map(itemgetter(2), split)))
-    else:
-        mac, mac_ok = esp_text.parse_macs([p[2] if len(p) == 4 else b"" for p in split])
-    ok &= mac_ok
+    tail = np.flatnonzero(ok & (close + 1 != end))
+    if tail.size:
+        times = _host_times(data, close[tail] + 1, line_end[tail])
+        if times is None:
+            ok[tail] = False
+        else:
+            host[tail] = times
+    rows = np.flatnonzero(ok)
+    values, counts, good = esp_text.parse_int_lists(data, buf, open_[rows] + 1, close[rows], b" ")
+    mac, mac_ok = esp_text.macs_at(buf, role_end[rows] + 1)
+    good &= mac_ok
+    first_value = np.cumsum(counts) - counts
+    slow = numbers[~ok].tolist() + numbers[rows[~good]].tolist()
     parts: list[Rows] = []
-    if ok.all():  # the common case: one block of one column layout, no copies
-        new = heads[0].count(b",") == _WIDTH[True]
-        got = _fast_block(split, list(vals), new)
-        if got is not None:
-            return [_rows(line_no, split, *got, mac, host, new)], slow
-    n_cols = np.fromiter(map(bytes.count, heads, repeat(b",")), np.int64, n)
     for new in (True, False):
-        group = np.flatnonzero(ok & (n_cols == _WIDTH[new]))
+        group = np.flatnonzero(good & (width[rows] == _WIDTH[new]))
         stack = [group] if group.size else []
         while stack:
             idx = stack.pop()
-            pick = idx.tolist()
-            sub_split = [split[k] for k in pick]
-            got = _fast_block(sub_split, [vals[k] for k in pick], new)
-            if got is not None:
-                parts.append(_rows(line_no[idx], sub_split, *got, mac[idx], host[idx], new))
-            elif len(pick) <= 4:
-                slow.extend(numbers[k] for k in pick)
+            at = rows[idx]
+            names = NUMERIC_NEW if new else NUMERIC_OLD
+            table = esp_text.parse_numeric_rows(_slices(data, mac_end[at] + 1, open_[at]), len(names),
+                                                float_col=names.index("real_timestamp") if new else None)
+            if table is not None:
+                every = idx.shape[0] == rows.shape[0]  # every line canonical: the values are already in order
+                picked = values if every else values[esp_text.ranges(first_value[idx], first_value[idx] + counts[idx])]
+                parts.append(_rows(numbers[at], table, picked, counts[idx], mac[idx],
+                                   _slices(data, start[at] + 9, role_end[at]), host[at], new))
+            elif idx.shape[0] <= 4:
+                slow.extend(numbers[at].tolist())
             else:
-                half = len(pick) // 2
+                half = idx.shape[0] // 2
                 stack += [idx[half:], idx[:half]]
-    handled = ok & ((n_cols == _WIDTH[True]) | (n_cols == _WIDTH[False]))
-    slow.extend(numbers[k] for k in np.flatnonzero(~handled).tolist())
     return parts, slow
 
 
@@ -361,16 +355,17 @@ def read(data: bytes, *, source: str = "", ltf: str = "lltf", chip: str | None =
     want = _check_ltf(ltf)
     data = bytes(data)
     bad = BadPackets()
-    lines, fast, other, junk = esp_text.split_lines(data, _HEADER)
-    if not fast and not other:
-        if not any(ln.strip(b" \t\r\n\x00").startswith(_HEADER) for ln in lines):
+    text = esp_text.TextLines(data)
+    fast, other, junk = text.sort(_HEADER)
+    if not fast.size and not other:
+        if not any(text.line(i).strip(b" \t\r\n\x00").startswith(_HEADER) for i in range(1, len(text) + 1)):
             raise ParseError("not_esp32_csi_tool", "no CSI_DATA line", source=source, offset=0)
     for i in junk:
-        bad.add(ParseError("not_csi", f"{lines[i - 1][:40]!r}", source=source, line=i))
-    parts, slow = _fast(lines, fast)
+        bad.add(ParseError("not_csi", f"{text.line(i)[:40]!r}", source=source, line=i))
+    parts, slow = _fast(text, fast)
     for i in sorted(slow + other):
         try:
-            parts.append(_parse_one(lines[i - 1], i, source))
+            parts.append(_parse_one(text.line(i), i, source))
         except ParseError as exc:
             bad.add(exc)
     rows = Rows.concat(parts).sorted_by_line() if parts else Rows.empty(FIELDS, TEXT)

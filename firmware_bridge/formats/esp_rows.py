@@ -54,9 +54,10 @@ class Rows:
                     {k: v[idx] for k, v in self.text.items()}, self.values[gather], counts)
 
     def row_values(self, idx: np.ndarray, n: int) -> np.ndarray:
-        """int16[len(idx), n]: values of rows that all print ``n`` values."""
+        """int16[len(idx), n]: values of rows ``idx`` (ascending, distinct) that all print ``n`` values."""
         if self.values.shape[0] == n * len(self):  # every row prints n values: a plain reshape
-            return self.values.reshape(len(self), n)[idx]
+            every = self.values.reshape(len(self), n)
+            return every if len(idx) == len(self) else every[idx]
         start = self.offsets[:-1][idx]
         return self.values[start[:, None] + np.arange(n)]
 
@@ -141,13 +142,52 @@ def packet_time(rows: Rows, local_us: np.ndarray, received: float | None = None)
     return t
 
 
-def _entries(values: np.ndarray) -> np.ndarray:
-    """int16[row, 2k] printed values -> complex64[row, k]; pairs are (imag, real)."""
-    v = values.astype(np.float32).reshape(values.shape[0], -1, 2)
-    out = np.empty(v.shape[:2], dtype=np.complex64)
-    out.real = v[..., 1]
-    out.imag = v[..., 0]
+def _csi(values: np.ndarray, gather: np.ndarray) -> np.ndarray:
+    """int16[row, 2 * n_entries] printed values -> complex64[row, subcarrier] through a
+    mapping's ``gather`` (the entry of each subcarrier; ``n_entries``: not reported, 0).
+
+    Pairs are printed (imag, real): the (real, imag) of every subcarrier are the
+    printed columns (2e + 1, 2e), so one column gather and one cast give the
+    complex64 rows (their memory is float32 real, imag pairs).
+    """
+    n_entries = values.shape[1] // 2
+    missing = gather >= n_entries
+    entry = np.where(missing, 0, gather)
+    columns = np.stack([2 * entry + 1, 2 * entry], axis=1).ravel()
+    out = np.take(values, columns, axis=1).astype(np.float32).view(np.complex64)
+    if missing.any():
+        out[:, missing] = 0
     return out
+
+
+def _layout_block(rows: Rows, idx: np.ndarray, m: Mapping, first_word_bad: np.ndarray) -> tuple[np.ndarray,
+                                                                                               np.ndarray]:
+    """(csi, invalid) of rows ``idx``, which all follow mapping ``m``."""
+    csi = _csi(rows.row_values(idx, int(rows.counts[idx[0]])), m.gather)
+    invalid = np.broadcast_to(m.invalid, csi.shape).copy()
+    if m.first_word.size:
+        invalid[np.ix_(first_word_bad[idx], m.first_word)] = True
+    return csi, invalid
+
+
+def _merge_equal(mappings: Sequence[Mapping], mapping_id: np.ndarray,
+                 counts: np.ndarray) -> tuple[list[Mapping], np.ndarray]:
+    """One id per distinct (mapping, printed count): rows whose selector fields differ
+    but lead to the same layout (an L-LTF-only print of a legacy and of an HT packet)
+    are then filled in one pass."""
+    used, first_row = np.unique(mapping_id, return_index=True)
+    ids: dict[tuple, int] = {}
+    remap = np.zeros(len(mappings), dtype=np.intp)
+    merged: list[Mapping] = []
+    for m_id, row in zip(used.tolist(), first_row.tolist()):
+        m = mappings[m_id]
+        key = (int(counts[row]), m.subcarriers.tobytes(), m.gather.tobytes(), m.invalid.tobytes(),
+               m.first_word.tobytes(), m.bandwidth_mhz, m.ltf, m.known)
+        if key not in ids:
+            ids[key] = len(merged)
+            merged.append(m)
+        remap[m_id] = ids[key]
+    return merged, remap[mapping_id]
 
 
 @dataclass
@@ -173,6 +213,8 @@ def build_batches(rows: Rows, cols: Columns, *, format: str, chips: Sequence[str
     """
     if len(rows) == 0:
         return []
+    if len(mappings) > 1:
+        mappings, mapping_id = _merge_equal(mappings, mapping_id, rows.counts)
     groups: dict[tuple, list[int]] = {}
     single = len(mappings) == 1 and len(chips) == 1
     for m_id in (0,) if single else np.unique(mapping_id).tolist():
@@ -186,37 +228,36 @@ def build_batches(rows: Rows, cols: Columns, *, format: str, chips: Sequence[str
             idx = np.arange(len(rows))
         else:
             idx = np.flatnonzero(np.isin(mapping_id, m_ids) & (chip_id == c_id))
+        every = len(idx) == len(rows)  # the whole capture is one batch: its columns need no copies
+
+        def pick(column: np.ndarray) -> np.ndarray:
+            return column if every else column[idx]
+
         first = mappings[m_ids[0]]
         n_sc = first.subcarriers.shape[0]
-        csi = np.zeros((len(idx), n_sc), dtype=np.complex64)
-        invalid = np.zeros((len(idx), n_sc), dtype=bool)
-        bandwidth = np.zeros(len(idx), dtype=np.int16)
-        ltf = np.zeros(len(idx), dtype=np.int8)
-        known = np.zeros(len(idx), dtype=bool)
-        for m_id in m_ids:
+        if len(m_ids) == 1:
+            csi, invalid = _layout_block(rows, idx, first, first_word_bad)
+        else:
+            csi = np.zeros((len(idx), n_sc), dtype=np.complex64)
+            invalid = np.zeros((len(idx), n_sc), dtype=bool)
+        bandwidth = np.full(len(idx), first.bandwidth_mhz, dtype=np.int16)
+        ltf = np.full(len(idx), first.ltf, dtype=np.int8)
+        known = np.full(len(idx), first.known, dtype=bool)
+        for m_id in m_ids if len(m_ids) > 1 else ():
             m = mappings[m_id]
-            pos = idx if single else np.flatnonzero(mapping_id[idx] == m_id)
-            rows_here = idx[pos]
-            n_values = int(rows.counts[rows_here[0]])
-            ent = _entries(rows.row_values(rows_here, n_values))
-            ent = np.concatenate([ent, np.zeros((len(pos), 1), np.complex64)], axis=1)
-            csi[pos] = ent[:, m.gather]
-            inv = np.broadcast_to(m.invalid, (len(pos), n_sc)).copy()
-            if m.first_word.size:
-                fw = first_word_bad[rows_here]
-                inv[np.ix_(fw, m.first_word)] = True
-            invalid[pos] = inv
+            pos = np.flatnonzero(mapping_id[idx] == m_id)
+            csi[pos], invalid[pos] = _layout_block(rows, idx[pos], m, first_word_bad)
             bandwidth[pos] = m.bandwidth_mhz
             ltf[pos] = m.ltf
             known[pos] = m.known
-        extra = {k: v[idx] for k, v in cols.extra.items()}
+        extra = {k: pick(v) for k, v in cols.extra.items()}
         extra["ltf"] = ltf
         extra["layout_known"] = known
         batches.append(make_batch(
             format=format, chip=chips[c_id], subcarriers=first.subcarriers, csi=csi, invalid=invalid,
-            time=cols.time[idx], mac=cols.mac[idx], seq=cols.seq[idx], rssi=cols.rssi[idx],
-            noise=cols.noise[idx], channel=cols.channel[idx], bandwidth_mhz=bandwidth,
-            packet_index=packet_index[idx], extra=extra))
+            time=pick(cols.time), mac=pick(cols.mac), seq=pick(cols.seq), rssi=pick(cols.rssi),
+            noise=pick(cols.noise), channel=pick(cols.channel), bandwidth_mhz=bandwidth,
+            packet_index=pick(packet_index), extra=extra))
     batches.sort(key=lambda b: int(b.packet_index[0]))
     return batches
 
