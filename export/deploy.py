@@ -39,6 +39,8 @@ Type=notify
 NotifyAccess=main
 ExecStart={python} -m edgecsi.cli run --bundle {root}/current {sources} --event-log {root}/state/events.db --http 127.0.0.1:{http_port}
 ExecReload=/bin/kill -HUP $MAINPID
+# One malloc arena per thread would hold on to memory the agent no longer uses.
+Environment=MALLOC_ARENA_MAX=2
 Restart=on-failure
 RestartSec=2
 WatchdogSec=30
