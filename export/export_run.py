@@ -131,6 +131,8 @@ def export_run(run_dir: str | Path, out: str | Path, *, heldout: HeldOut | None 
             outputs=output_names(model), pipeline=config.get("pipeline") or {},
             source_formats=source_formats or _formats_for(config), bundle_version=bundle_version,
             metrics={"run": run_metrics.get("test", {}), "parity": report.as_dict()},
+            # An adapted run (edgecsi adapt) names the base run's model it was derived from.
+            base_model_sha256=(config.get("adaptation") or {}).get("base_model_sha256"),
             extra={"precision": "int8" if int8_ok else "fp32", "target": config["target"],
                    "outputs_kind": config["outputs"]["kind"], "class_coords": config.get("class_coords"),
                    "quantization": {"activation_type": quant.activation_type, "dynamic_lstm": quant.dynamic_lstm,

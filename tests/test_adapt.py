@@ -266,3 +266,18 @@ def test_adapt_cli_writes_a_run_export_can_read(base_run, ws, tmp_path):
     config = json.loads((out / "config.json").read_text())
     held = heldout_from_run(config)                               # what `edgecsi export` checks parity on
     assert len(held.x) == n_test and len(held.calibration) == n_pool
+
+
+@pytest.mark.slow
+def test_adapted_side_run_exports_as_a_bundle_naming_its_base(base_run, ws, tmp_path):
+    from edgecsi.edge.bundle import load_bundle
+    from edgecsi.export.export_run import export_run
+    from edgecsi.training.adapt import adapt
+
+    res = adapt(base_run, "side", _spec(5), out_dir=tmp_path / "side", threads=1, source=ws, target_set=ws)
+    result = export_run(tmp_path / "side", tmp_path / "bundle", bundle_version=7, allow_fp32_fallback=True)
+    bundle = load_bundle(result.bundle)
+    assert bundle.manifest["base_model_sha256"] == res.config["adaptation"]["base_model_sha256"]
+    assert bundle.manifest["outputs"] == ["logits", "embedding"]
+    assert result.parity.n_windows == res.config["adaptation"]["n_test"]
+    assert result.parity.max_abs_diff_fp32 < 1e-4
