@@ -281,3 +281,22 @@ def test_adapted_side_run_exports_as_a_bundle_naming_its_base(base_run, ws, tmp_
     assert bundle.manifest["outputs"] == ["logits", "embedding"]
     assert result.parity.n_windows == res.config["adaptation"]["n_test"]
     assert result.parity.max_abs_diff_fp32 < 1e-4
+
+
+@pytest.mark.slow
+def test_calibrate_from_capture_files_through_the_bundle_pipeline(shared_dir, tmp_path):
+    from bundle_factory import make_capture_bundle
+
+    from edgecsi.edge.calibration import SiteHead
+    from edgecsi.edge.site_calibration import calibrate
+    from edgecsi.firmware_bridge.read import read
+
+    quiet = shared_dir / "captures/esp32-csi-tool/csikit_example_100hz_pitraffic.csv"
+    busy = shared_dir / "captures/esp32-csi-tool/csikit_example_fast2_100hz_pitraffic.csv"
+    bundle = make_capture_bundle([read(quiet).batch], [0], tmp_path / "bundle", epochs=1)
+    first = calibrate(bundle, [(quiet, "empty")])
+    assert first.head is None and first.store_counts["empty"] > 5
+    second = calibrate(bundle, [(busy, "present")])
+    assert second.head is not None and set(second.store_counts) == {"empty", "present"}
+    head = SiteHead.load(bundle / "site", second.base_model_sha256)
+    assert head.n_windows == sum(second.store_counts.values())
