@@ -187,18 +187,24 @@ def _parse_one(line: bytes | str, line_no: int | None, source: str) -> Rows:
 
 
 def _rows(line_no: np.ndarray, table: np.ndarray, values: np.ndarray, counts: np.ndarray, mac: np.ndarray,
-          roles: list[bytes], host: np.ndarray, new: bool) -> Rows:
+          role: np.ndarray, host: np.ndarray, new: bool) -> Rows:
     columns = dict(zip(NUMERIC_NEW if new else NUMERIC_OLD, table.T))
-    nan = np.full(len(roles), np.nan)
+    nan = np.full(len(role), np.nan)
     fields = {name: columns.get(name, nan) for name in NUMERIC_NEW}
     fields["host_time"] = host
-    unique_roles = set(roles)
-    if len(unique_roles) == 1:
-        role = np.full(len(roles), roles[0].decode("utf-8", "replace"))
-    else:
-        text = {r: r.decode("utf-8", "replace") for r in unique_roles}
-        role = np.array([text[r] for r in roles])
     return Rows(line_no, fields, mac, {"role": role}, values, counts)
+
+
+def _text_column(data: bytes, buf: np.ndarray, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """``data[begin[r]:end[r]]`` decoded, one str per row."""
+    length = end - begin
+    if length.size and (length == length[0]).all():  # usually one role on every line: compare in place
+        raw = buf[begin[:, None] + np.arange(length[0])]
+        if (raw == raw[0]).all():
+            return np.full(length.shape[0], data[begin[0]:end[0]].decode("utf-8", "replace"))
+    texts = _slices(data, begin, end)
+    decoded = {t: t.decode("utf-8", "replace") for t in set(texts)}
+    return np.array([decoded[t] for t in texts])
 
 
 _WIDTH = {True: len(NUMERIC_NEW) + 3, False: len(NUMERIC_OLD) + 3}  # commas before '['
@@ -236,10 +242,10 @@ def _fast(text: esp_text.TextLines, numbers: np.ndarray) -> tuple[list[Rows], li
     start = text.start[numbers - 1]
     line_end = text.end[numbers - 1]
     end = line_end - (buf[line_end - 1] == 13)  # CRLF line ends
-    open_ = esp_text.next_at(buf, b"[", start)
-    close = esp_text.next_at(buf, b"]", open_)
+    opens, closes, commas = esp_text.positions(buf, b"[],")
+    open_ = esp_text.next_at(opens, start, len(data))
+    close = esp_text.next_at(closes, open_, len(data))
     ok = close < end
-    commas = np.flatnonzero(buf == 44)
     first_comma = np.searchsorted(commas, start)  # the one after "CSI_DATA"
     width = np.searchsorted(commas, open_) - first_comma
     ok &= (width == _WIDTH[True]) | (width == _WIDTH[False])
@@ -274,7 +280,7 @@ def _fast(text: esp_text.TextLines, numbers: np.ndarray) -> tuple[list[Rows], li
                 every = idx.shape[0] == rows.shape[0]  # every line canonical: the values are already in order
                 picked = values if every else values[esp_text.ranges(first_value[idx], first_value[idx] + counts[idx])]
                 parts.append(_rows(numbers[at], table, picked, counts[idx], mac[idx],
-                                   _slices(data, start[at] + 9, role_end[at]), host[at], new))
+                                   _text_column(data, buf, start[at] + 9, role_end[at]), host[at], new))
             elif idx.shape[0] <= 4:
                 slow.extend(numbers[at].tolist())
             else:

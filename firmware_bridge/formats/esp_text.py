@@ -193,16 +193,18 @@ def parse_numeric_rows(texts: Sequence[bytes], n_cols: int, *, float_col: int | 
     return out
 
 
+_MAC_DIGITS = np.delete(np.arange(17), np.s_[2::3])  # positions of the 12 hex digits in "aa:bb:cc:dd:ee:ff"
+
+
 def _macs(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """uint8[row, 17] MAC texts -> (uint64 MACs, bool ok); rows not exactly ``aa:bb:cc:dd:ee:ff`` are 0, not ok."""
-    colons = raw[:, 2::3]
-    digits = _HEX[np.delete(raw, np.s_[2::3], axis=1)]  # [row, 12]
-    ok = np.all(colons == 58, axis=1) & np.all(digits != 255, axis=1)
-    nibbles = digits.astype(np.uint64)
-    value = np.zeros(raw.shape[0], dtype=np.uint64)
-    for k in range(12):
-        value = (value << np.uint64(4)) | nibbles[:, k]
-    return np.where(ok, value, np.uint64(0)), ok
+    digits = _HEX[raw[:, _MAC_DIGITS]]  # [row, 12], 255 = not a hex digit
+    ok = np.all(raw[:, 2::3] == 58, axis=1) & np.all(digits != 255, axis=1)
+    # six bytes, big-endian in the last six of eight: one uint64 view per row
+    packed = np.zeros((raw.shape[0], 8), dtype=np.uint8)
+    packed[:, 2:] = digits[:, 0::2] * 16 + digits[:, 1::2]
+    packed[~ok] = 0
+    return packed.view(">u8").ravel().astype(np.uint64), ok
 
 
 def parse_macs(texts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -422,10 +424,34 @@ def split_lines(data: bytes, header_prefixes: tuple[bytes, ...]) -> tuple[list[b
     return lines, fast, other, junk
 
 
-def next_at(buf: np.ndarray, char: bytes, at: np.ndarray) -> np.ndarray:
-    """Offset of the first ``char`` at or after each offset ``at`` of ``buf`` (``len(buf)`` where none)."""
-    found = np.flatnonzero(buf == char[0])
-    return np.append(found, buf.shape[0])[np.searchsorted(found, at)]
+SCAN_BYTES = 1 << 20
+
+
+def positions(buf: np.ndarray, chars: bytes) -> list[np.ndarray]:
+    """Offsets of every occurrence of each byte of ``chars`` in ``buf``, one int64 array per byte.
+
+    One pass over the text for all of them, a megabyte at a time (a whole-text
+    boolean temporary of a large capture would cost a page fault per 4 KiB).
+    """
+    found: list[list[np.ndarray]] = [[] for _ in chars]
+    for lo in range(0, buf.shape[0], SCAN_BYTES):
+        chunk = buf[lo:lo + SCAN_BYTES]
+        hit = chunk == chars[0]
+        for c in chars[1:]:
+            hit |= chunk == c
+        at = np.flatnonzero(hit)
+        if len(chars) == 1:
+            found[0].append(at + lo)
+            continue
+        which = chunk[at]
+        for k, c in enumerate(chars):
+            found[k].append(at[which == c] + lo)
+    return [np.concatenate(f) if f else np.zeros(0, np.int64) for f in found]
+
+
+def next_at(found: np.ndarray, at: np.ndarray, none: int) -> np.ndarray:
+    """The first of the sorted offsets ``found`` at or after each ``at`` (``none`` where there is none)."""
+    return np.append(found, none)[np.searchsorted(found, at)]
 
 
 class TextLines:
@@ -441,7 +467,7 @@ class TextLines:
             data = data.replace(b"\r", b"\n")
         self.data = data
         self.buf = np.frombuffer(data, np.uint8)
-        newline = np.flatnonzero(self.buf == 10)
+        newline, = positions(self.buf, b"\n")
         self.start = np.concatenate([[0], newline + 1])
         self.end = np.concatenate([newline, [len(data)]])
 
