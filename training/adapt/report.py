@@ -22,6 +22,7 @@ lmmd and aad are unsupervised at 0 and use the labelled windows when there are s
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -168,12 +169,14 @@ def _gateway_cell(bundle, ws, split, cache, sha, fit_site_head, embed_windows) -
     """The numpy head on ONNX embeddings of the labelled windows, scored on the held-out ones."""
     from edgecsi.edge.calibration import blend
 
-    for name, idx in (("labelled", split.labelled), ("test", split.test)):
-        key = f"{name}:{idx.tobytes().hex()[:64]}:{len(idx)}"
+    def embedded(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = hashlib.sha256(idx.tobytes()).hexdigest()
         if key not in cache:
             cache[key] = embed_windows(bundle, ws.x[idx])
-    emb_l, p_l = cache[f"labelled:{split.labelled.tobytes().hex()[:64]}:{len(split.labelled)}"]
-    emb_t, p_t = cache[f"test:{split.test.tobytes().hex()[:64]}:{len(split.test)}"]
+        return cache[key]
+
+    emb_l, p_l = embedded(split.labelled)
+    emb_t, p_t = embedded(split.test)
     t0 = time.perf_counter()
     head = fit_site_head(emb_l, ws.y[split.labelled], ws.labels, method="logistic", p_base=p_l)
     fit_s = time.perf_counter() - t0
