@@ -16,6 +16,7 @@ from typing import Mapping as TMapping, Sequence
 import numpy as np
 
 from edgecsi.firmware_bridge.formats.esp_buffer_layout import Mapping
+from edgecsi.firmware_bridge.formats.esp_text import ranges
 from edgecsi.frames import CSIBatch, make_batch
 
 U32 = 1 << 32
@@ -41,17 +42,14 @@ class Rows:
 
     def take(self, idx: np.ndarray) -> "Rows":
         idx = np.asarray(idx)
-        if idx.dtype == bool:
+        if idx.dtype == bool:  # dropping rows: a mask over the values keeps the others in order
+            values = self.values[np.repeat(idx, self.counts)]
             idx = np.flatnonzero(idx)
-        offsets = self.offsets
-        counts = self.counts[idx]
-        if len(idx) and np.all(counts == counts[0]):
-            gather = (offsets[idx][:, None] + np.arange(counts[0])).ravel()
         else:
-            gather = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in idx]) if len(idx) \
-                else np.zeros(0, np.int64)
+            start = self.offsets[idx]
+            values = self.values[ranges(start, start + self.counts[idx])]
         return Rows(self.line[idx], {k: v[idx] for k, v in self.fields.items()}, self.mac[idx],
-                    {k: v[idx] for k, v in self.text.items()}, self.values[gather], counts)
+                    {k: v[idx] for k, v in self.text.items()}, values, self.counts[idx])
 
     def row_values(self, idx: np.ndarray, n: int) -> np.ndarray:
         """int16[len(idx), n]: values of rows ``idx`` (ascending, distinct) that all print ``n`` values."""
