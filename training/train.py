@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +59,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgecsi.training.augment import Augment
 from edgecsi.training.datasets import DATASETS, WindowSet
 from edgecsi.training.datasets import load as load_dataset
 from edgecsi.training.datasets.splits import Split
@@ -100,7 +100,8 @@ def train(task: str, dataset: "str | WindowSet", split: "str | Split | None", mo
           target: str = "auto", batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-4,
           patience: int = 8, val_fraction: float = 0.15, val_group: str | None = None,
           max_train_windows: int | None = None, dataset_options: dict | None = None,
-          pipeline_config: dict | None = None, threads: int | None = None, progress: bool = True) -> RunResult:
+          augment: "dict | bool | None" = None, pipeline_config: dict | None = None, threads: int | None = None,
+          progress: bool = True) -> RunResult:
     """Train ``model`` (a registry name; None = the task's default) for ``task`` on ``dataset``.
 
     dataset            a data-set id (loaded with ``dataset_options``) or a ready :class:`WindowSet`
@@ -111,11 +112,15 @@ def train(task: str, dataset: "str | WindowSet", split: "str | Split | None", mo
     val_group          domain column whose whole groups are held out for validation (e.g. "sequence"
                        so overlapping windows of one recording never sit on both sides)
     max_train_windows  class-stratified random subsample of the training part (large fingerprint sets)
+    augment            training-time augmentation (``edgecsi.training.augment.Augment`` fields, True =
+                       defaults for CSI streams)
+    threads            torch threads (default 1: on shared cores more threads were far slower)
     pipeline_config    saved verbatim in config.json (windows made from raw captures)
     Returns a :class:`RunResult`; writes the run directory described at the top of this module.
     """
     started = time.time()
-    torch.set_num_threads(threads or min(2, os.cpu_count() or 1))
+    # One thread by default: on shared cores two threads ran an epoch 15x slower than one (spin-waits).
+    torch.set_num_threads(threads or 1)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     out = Path(out_dir)
@@ -148,7 +153,8 @@ def train(task: str, dataset: "str | WindowSet", split: "str | Split | None", mo
 
     history, best_epoch = _fit(net, x_all, y_all, train_idx, val_idx, target=target, t_mean=t_mean, t_std=t_std,
                                epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                               patience=patience, rng=rng, progress=progress, desc=f"{name} {ws.name}")
+                               patience=patience, rng=rng, progress=progress, desc=f"{name} {ws.name}",
+                               augment=Augment.parse(augment), seed=seed)
     if target != "class":
         _fold_target_scale(net.head, t_mean, t_std)
     net.eval()
@@ -187,6 +193,7 @@ def train(task: str, dataset: "str | WindowSet", split: "str | Split | None", mo
                      "seed": seed, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
                      "patience": patience, "val_fraction": val_fraction, "val_group": val_group,
                      "max_train_windows": max_train_windows, "optimizer": "AdamW + cosine",
+                     "augment": None if Augment.parse(augment) is None else Augment.parse(augment).as_dict(),
                      "loss": "cross-entropy" if target == "class" else "smooth-L1 on standardised targets",
                      "torch": torch.__version__, "threads": torch.get_num_threads(),
                      "seconds": round(time.time() - started, 2)},
@@ -277,7 +284,8 @@ def _fold_target_scale(head: nn.Linear, mean: np.ndarray, std: np.ndarray) -> No
 
 def _fit(net: CSIModel, x: np.ndarray, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, *, target: str,
          t_mean, t_std, epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
-         rng: np.random.Generator, progress: bool, desc: str) -> tuple[dict, int]:
+         rng: np.random.Generator, progress: bool, desc: str, augment: "Augment | None" = None,
+         seed: int = 0) -> tuple[dict, int]:
     from tqdm.auto import tqdm
 
     classify = target == "class"
@@ -290,6 +298,7 @@ def _fit(net: CSIModel, x: np.ndarray, y: np.ndarray, train_idx: np.ndarray, val
     best = (math.inf, 0)
     best_state = None
     stale = 0
+    gen = torch.Generator().manual_seed(seed)
     bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         net.train()
@@ -301,7 +310,8 @@ def _fit(net: CSIModel, x: np.ndarray, y: np.ndarray, train_idx: np.ndarray, val
                 continue
             b = torch.from_numpy(b)
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(xt[b]), yt[b])
+            xb = xt[b] if augment is None else augment(xt[b], net.input_std, gen)
+            loss = loss_fn(net(xb), yt[b])
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(b)

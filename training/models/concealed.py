@@ -12,7 +12,8 @@ import numpy as np
 
 from edgecsi.training.models.cnn1d import CNN1D
 
-OBJECT_CNN_DEFAULTS = {"channels": (24, 48, 48), "kernel": 5, "fc": 48, "dropout": 0.3, "axis": "time"}
+OBJECT_CNN_DEFAULTS = {"channels": (24, 48, 48), "kernel": 5, "fc": 48, "dropout": 0.3, "axis": "time",
+                       "downsample": 1}
 
 
 class ObjectCNN(CNN1D):
