@@ -53,7 +53,7 @@ import numpy as np
 from edgecsi.errors import BadPackets, ParseError
 from edgecsi.firmware_bridge.capture import Capture
 from edgecsi.firmware_bridge.formats import esp_buffer_layout as layout
-from edgecsi.firmware_bridge.formats import esp_text
+from edgecsi.firmware_bridge.formats import esp_int_lists, esp_lines, esp_text
 from edgecsi.firmware_bridge.formats.esp_rows import (Columns, Rows, build_batches, int_columns, layout_keys,
                                                       one_row, out_of_range, packet_time, unwrap_u32)
 from edgecsi.frames import CSIBatch, UNKNOWN
@@ -224,13 +224,13 @@ def _host_times(data: bytes, after: np.ndarray, end: np.ndarray) -> np.ndarray |
     return None if times is None else times[:, 0]
 
 
-def _fast(text: esp_text.TextLines, numbers: np.ndarray) -> tuple[list[Rows], list[int]]:
+def _fast(text: esp_lines.TextLines, numbers: np.ndarray) -> tuple[list[Rows], list[int]]:
     """Lines starting with ``CSI_DATA,`` -> Rows for the canonical ones; returns (row
     tables, line numbers left for the per-line parser).
 
     The lines are never cut out one by one: the positions of every ``[``, ``]``
     and ``,`` in the whole text give each line's columns, the values are read in
-    place (``esp_text.parse_int_lists``), and the numeric columns of all lines are
+    place (``esp_int_lists.parse_int_lists``), and the numeric columns of all lines are
     parsed in one block. A line that is not canonical goes to the per-line
     parser, which decides what it is; a block of numeric columns that is not
     canonical is halved until its culprits are found.
@@ -242,9 +242,9 @@ def _fast(text: esp_text.TextLines, numbers: np.ndarray) -> tuple[list[Rows], li
     start = text.start[numbers - 1]
     line_end = text.end[numbers - 1]
     end = line_end - (buf[line_end - 1] == 13)  # CRLF line ends
-    opens, closes, commas = esp_text.positions(buf, b"[],")
-    open_ = esp_text.next_at(opens, start, len(data))
-    close = esp_text.next_at(closes, open_, len(data))
+    opens, closes, commas = esp_lines.positions(buf, b"[],")
+    open_ = esp_lines.next_at(opens, start, len(data))
+    close = esp_lines.next_at(closes, open_, len(data))
     ok = close < end
     first_comma = np.searchsorted(commas, start)  # the one after "CSI_DATA"
     width = np.searchsorted(commas, open_) - first_comma
@@ -261,7 +261,7 @@ def _fast(text: esp_text.TextLines, numbers: np.ndarray) -> tuple[list[Rows], li
         else:
             host[tail] = times
     rows = np.flatnonzero(ok)
-    values, counts, good = esp_text.parse_int_lists(data, buf, open_[rows] + 1, close[rows], b" ")
+    values, counts, good = esp_int_lists.parse_int_lists(data, buf, open_[rows] + 1, close[rows], b" ")
     mac, mac_ok = esp_text.macs_at(buf, role_end[rows] + 1)
     good &= mac_ok
     first_value = np.cumsum(counts) - counts
@@ -278,7 +278,7 @@ def _fast(text: esp_text.TextLines, numbers: np.ndarray) -> tuple[list[Rows], li
                                                 float_col=names.index("real_timestamp") if new else None)
             if table is not None:
                 every = idx.shape[0] == rows.shape[0]  # every line canonical: the values are already in order
-                picked = values if every else values[esp_text.ranges(first_value[idx], first_value[idx] + counts[idx])]
+                picked = values if every else values[esp_lines.ranges(first_value[idx], first_value[idx] + counts[idx])]
                 parts.append(_rows(numbers[at], table, picked, counts[idx], mac[idx],
                                    _text_column(data, buf, start[at] + 9, role_end[at]), host[at], new))
             elif idx.shape[0] <= 4:
@@ -361,7 +361,7 @@ def read(data: bytes, *, source: str = "", ltf: str = "lltf", chip: str | None =
     want = _check_ltf(ltf)
     data = bytes(data)
     bad = BadPackets()
-    text = esp_text.TextLines(data)
+    text = esp_lines.TextLines(data)
     fast, other, junk = text.sort(_HEADER)
     if not fast.size and not other:
         if not any(text.line(i).strip(b" \t\r\n\x00").startswith(_HEADER) for i in range(1, len(text) + 1)):

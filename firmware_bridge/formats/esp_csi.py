@@ -49,14 +49,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from itertools import repeat
 
 import numpy as np
 
 from edgecsi.errors import BadPackets, ParseError
 from edgecsi.firmware_bridge.capture import Capture
 from edgecsi.firmware_bridge.formats import esp_buffer_layout as layout
-from edgecsi.firmware_bridge.formats import esp_text
+from edgecsi.firmware_bridge.formats import esp_int_lists, esp_lines, esp_text
 from edgecsi.firmware_bridge.formats.esp_rows import (Columns, Rows, build_batches, int_column, int_columns,
                                                       layout_keys, one_row, out_of_range, packet_time, unwrap_u32)
 from edgecsi.frames import CSIBatch
@@ -219,21 +218,6 @@ def _parse_one(line: bytes | str, line_no: int | None, source: str) -> Rows:
 # ---------------------------------------------------------------- vectorised path
 
 
-def _fast_block(split: list[list[bytes]], vals: list[bytes], kind: int) -> tuple[np.ndarray, np.ndarray,
-                                                                                 np.ndarray, np.ndarray] | None:
-    """Rows of one layout (classic or C5/C6) -> (seq, numeric table, flat values, counts), or None."""
-    seq = esp_text.parse_numeric_rows([p[1] + b"," for p in split], 1)
-    if seq is None:
-        return None
-    table = esp_text.parse_numeric_rows([p[3] for p in split], len(LAYOUTS[kind]) - 3)
-    if table is None:
-        return None
-    parsed = esp_text.parse_values(vals, b",", terminated=False, max_digits=3 if kind == CLASSIC else 4)
-    if parsed is None:
-        return None
-    return seq[:, 0], table, parsed[0], parsed[1]
-
-
 def _rows(line_no: np.ndarray, seq: np.ndarray, table: np.ndarray, values: np.ndarray, counts: np.ndarray,
           mac: np.ndarray, host: np.ndarray, kind: int) -> Rows:
     n = line_no.shape[0]
@@ -246,47 +230,82 @@ def _rows(line_no: np.ndarray, seq: np.ndarray, table: np.ndarray, values: np.nd
     return Rows(line_no, fields, mac, {"target": np.full(n, "")}, values, counts)
 
 
-def _fast(lines: list[bytes], numbers: list[int]) -> tuple[list[Rows], list[int]]:
-    """Canonical classic and C5/C6 lines -> Rows; returns (row tables, line numbers for the per-line parser)."""
-    slow: list[int] = []
-    n = len(numbers)
+def _slices(data: bytes, begin: np.ndarray, end: np.ndarray) -> list[bytes]:
+    return list(map(data.__getitem__, map(slice, begin.tolist(), end.tolist())))
+
+
+def _fast(text: esp_lines.TextLines, numbers: np.ndarray) -> tuple[list[Rows], list[int]]:
+    """Canonical classic and C5/C6 lines -> Rows; returns (row tables, line numbers for the per-line parser).
+
+    As ``esp32_csi_tool._fast``: columns from the positions of every ``[``, ``]``
+    and ``,`` in the text, classic values read in place; C5/C6 values may have 4
+    digits (12-bit) and go through ``esp_text.parse_values``. A block of lines
+    that is not canonical is halved until its culprits are found.
+    """
+    n = numbers.shape[0]
     if not n:
-        return [], slow
-    line_no = np.asarray(numbers, np.int64)
-    texts = [lines[i - 1] for i in numbers]
-    heads, opens, rests = zip(*map(bytes.partition, texts, repeat(b'"[')))
-    vals, closes, tails = zip(*map(bytes.partition, rests, repeat(b']"')))
-    split = list(map(bytes.split, heads, repeat(b","), repeat(3)))
-    n_cols = np.fromiter(map(bytes.count, heads, repeat(b",")), np.int64, n)
+        return [], []
+    data, buf = text.data, text.buf
+    start = text.start[numbers - 1]
+    line_end = text.end[numbers - 1]
+    end = line_end - (buf[line_end - 1] == 13)  # CRLF line ends
+    opens, closes, commas = esp_lines.positions(buf, b"[],")
+    open_ = esp_lines.next_at(opens, start, len(data))
+    close = esp_lines.next_at(closes, open_, len(data))
+    ok = close + 1 < end
+    ok[ok] = (buf[open_[ok] - 1] == 34) & (buf[close[ok] + 1] == 34)  # the data is one quoted field: "[...]"
+    first_comma = np.searchsorted(commas, start)  # the one after "CSI_DATA"
+    width = np.searchsorted(commas, open_) - first_comma
+    kind = np.full(n, -1)
+    for k in (CLASSIC, C5C6):
+        kind[width == len(LAYOUTS[k])] = k
+    ok &= kind >= 0
+    seq_end = commas[np.minimum(first_comma + 1, commas.shape[0] - 1)]
+    mac_end = commas[np.minimum(first_comma + 2, commas.shape[0] - 1)]
+    ok &= mac_end == seq_end + 18  # "aa:bb:cc:dd:ee:ff" is 17 bytes
     host = np.full(n, np.nan)
-    ok = np.fromiter((c == b']"' and len(p) == 4 and (t == b"" or t == b"\r")
-                      for c, t, p in zip(closes, tails, split)), bool, n)
-    odd_tail = [k for k in np.flatnonzero(~ok).tolist() if closes[k] and tails[k][:1] == b"," and len(split[k]) == 4]
-    if odd_tail:  # appended host time
-        times = esp_text.parse_numeric_rows([tails[k].rstrip(b"\r")[1:] + b"," for k in odd_tail], 1, float_col=0)
-        if times is not None:
-            host[odd_tail] = times[:, 0]
-            ok[odd_tail] = True
-    mac, mac_ok = esp_text.parse_macs([p[2] if len(p) == 4 else b"" for p in split])
-    ok &= mac_ok
+    tail = np.flatnonzero(ok & (close + 2 != end))
+    if tail.size:  # appended host time: ",1612345678.123" (then maybe "\r")
+        tails = [t.rstrip(b"\r") for t in _slices(data, close[tail] + 2, line_end[tail])]
+        times = None
+        if all(t.startswith(b",") for t in tails):
+            times = esp_text.parse_numeric_rows([t[1:] + b"," for t in tails], 1, float_col=0)
+        if times is None:
+            ok[tail] = False
+        else:
+            host[tail] = times[:, 0]
+    mac = np.zeros(n, dtype=np.uint64)
+    mac[ok], mac_ok = esp_text.macs_at(buf, seq_end[ok] + 1)
+    ok[ok] = mac_ok
+    # classic values: int8, read in place ("1,2,3]": each token ends at ',' or the closing ']')
+    classic = np.flatnonzero(ok & (kind == CLASSIC))
+    values, counts, good = esp_int_lists.parse_int_lists(data, buf, open_[classic] + 1, close[classic] + 1, b",]")
+    first_value = np.cumsum(counts) - counts
+    ok[classic[~good]] = False
+    slow = numbers[~ok].tolist()
     parts: list[Rows] = []
-    handled = np.zeros(n, dtype=bool)
-    for kind in (CLASSIC, C5C6):
-        group = np.flatnonzero(ok & (n_cols == len(LAYOUTS[kind])))
-        handled[group] = True
+    for k in (CLASSIC, C5C6):
+        group = np.flatnonzero(ok & (kind == k))
         stack = [group] if group.size else []
         while stack:
-            idx = stack.pop()
-            pick = idx.tolist()
-            got = _fast_block([split[k] for k in pick], [vals[k] for k in pick], kind)
+            at = stack.pop()
+            seq = esp_text.parse_numeric_rows(_slices(data, start[at] + 9, seq_end[at] + 1), 1)
+            table = None if seq is None else \
+                esp_text.parse_numeric_rows(_slices(data, mac_end[at] + 1, open_[at] - 1), len(LAYOUTS[k]) - 3)
+            got = None
+            if table is not None and k == CLASSIC:
+                i = np.searchsorted(classic, at)
+                got = values[esp_lines.ranges(first_value[i], first_value[i] + counts[i])], counts[i]
+            elif table is not None:
+                got = esp_text.parse_values(_slices(data, open_[at] + 1, close[at]), b",", terminated=False,
+                                            max_digits=4)
             if got is not None:
-                parts.append(_rows(line_no[idx], *got, mac[idx], host[idx], kind))
-            elif len(pick) <= 4:
-                slow.extend(numbers[k] for k in pick)
+                parts.append(_rows(numbers[at], seq[:, 0], table, *got, mac[at], host[at], k))
+            elif at.shape[0] <= 4:
+                slow.extend(numbers[at].tolist())
             else:
-                half = len(pick) // 2
-                stack += [idx[half:], idx[:half]]
-    slow.extend(numbers[k] for k in np.flatnonzero(~handled).tolist())
+                half = at.shape[0] // 2
+                stack += [at[half:], at[:half]]
     return parts, slow
 
 
@@ -316,10 +335,13 @@ def _reasons(rows: Rows) -> list[tuple[int, str, str]]:
     bad |= odd
     if rows.values.size:
         limit = np.array([_VALUE_LIMIT[k] for k in (CLASSIC, C5C6, CONSOLE)])[rows.fields["layout"].astype(np.intp)]
-        row_of_value = np.repeat(np.arange(len(rows)), n)
-        v = rows.values.astype(np.int32)
-        pos = np.flatnonzero((v < -limit[row_of_value]) | (v >= limit[row_of_value]))
-        for k in np.unique(row_of_value[pos]).tolist():
+        if (limit == limit[0]).all():  # one layout (the usual case): compare with one bound
+            pos = np.flatnonzero((rows.values < -limit[0]) | (rows.values >= limit[0]))
+        else:
+            v = rows.values.astype(np.int32)
+            bound = np.repeat(limit, n)
+            pos = np.flatnonzero((v < -bound) | (v >= bound))
+        for k in np.unique(np.searchsorted(rows.offsets, pos, side="right") - 1).tolist():
             if not bad[k]:
                 out.append((k, "value_range", f"a value outside ±{limit[k]}"))
     return out
@@ -380,16 +402,17 @@ def read(data: bytes, *, source: str = "", ltf: str = "lltf", chip: str | None =
     want = _check_ltf(ltf)
     data = bytes(data)
     bad = BadPackets()
-    lines, fast, other, junk = esp_text.split_lines(data, _HEADER)
-    if not fast and not other:
-        if not any(ln.strip(b" \t\r\n\x00").startswith(_HEADER) for ln in lines):
+    text = esp_lines.TextLines(data)
+    fast, other, junk = text.sort(_HEADER)
+    if not fast.size and not other:
+        if not any(text.line(i).strip(b" \t\r\n\x00").startswith(_HEADER) for i in range(1, len(text) + 1)):
             raise ParseError("not_esp_csi", "no CSI_DATA line", source=source, offset=0)
     for i in junk:
-        bad.add(ParseError("not_csi", f"{lines[i - 1][:40]!r}", source=source, line=i))
-    parts, slow = _fast(lines, fast)
+        bad.add(ParseError("not_csi", f"{text.line(i)[:40]!r}", source=source, line=i))
+    parts, slow = _fast(text, fast)
     for i in sorted(slow + other):
         try:
-            parts.append(_parse_one(lines[i - 1], i, source))
+            parts.append(_parse_one(text.line(i), i, source))
         except ParseError as exc:
             bad.add(exc)
     rows = Rows.concat(parts).sorted_by_line() if parts else Rows.empty(FIELDS, TEXT)

@@ -16,7 +16,7 @@ from typing import Mapping as TMapping, Sequence
 import numpy as np
 
 from edgecsi.firmware_bridge.formats.esp_buffer_layout import Mapping
-from edgecsi.firmware_bridge.formats.esp_text import ranges
+from edgecsi.firmware_bridge.formats.esp_lines import ranges
 from edgecsi.frames import CSIBatch, make_batch
 
 U32 = 1 << 32
