@@ -183,7 +183,7 @@ def deploy(
     swap = f"ln -sfn {{target}} {q(root)}/current.tmp && mv -T {q(root)}/current.tmp {q(root)}/current"
     target.run(swap.format(target=q(f"bundles/{name}")))
     target.run(restart_cmd, check=False)
-    health = _wait_healthy(target, health_cmd, health_timeout)
+    health = _wait_healthy(target, health_cmd, health_timeout, int(manifest["bundle_version"]))
     if health is not None:
         return DeployResult(to, dest, previous, False, health, time.monotonic() - started)
 
@@ -194,12 +194,20 @@ def deploy(
                       f"rolled back to {previous or 'nothing (first deploy)'}")
 
 
-def _wait_healthy(target: Target, health_cmd: str, timeout: float) -> str | None:
+def _wait_healthy(target: Target, health_cmd: str, timeout: float, version: int) -> str | None:
+    """Poll until the health command succeeds; when it answers the agent's /health JSON, the
+    agent must also report the version just deployed (not the old process still running)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         proc = target.run(health_cmd, check=False, timeout=max(5.0, timeout))
         if proc.returncode == 0:
-            return proc.stdout.strip()
+            out = proc.stdout.strip()
+            try:
+                reported = json.loads(out).get("bundle_version")
+            except (ValueError, AttributeError):
+                reported = None
+            if reported is None or int(reported) == version:
+                return out
         time.sleep(0.5)
     return None
 

@@ -59,3 +59,47 @@ def test_deploy_to_local_root_and_refuse_tampered_bundle(tmp_path):
     model.write_bytes(bytes(data))
     with pytest.raises(BundleError, match="sha256"):
         deploy(bundle, str(tmp_path / "gw"), restart_cmd="true", health_cmd="echo ok")
+
+
+def test_deploy_restarts_the_real_agent_and_rolls_back_a_bundle_it_cannot_run(tmp_path, sshd, nexmon_bundle):
+    import sys
+
+    from services import free_port
+
+    good = nexmon_bundle
+    unusable = make_bundle(tmp_path / "unusable", version=21)  # verifies, but carries no signal pipeline
+    root = tmp_path / "gw"
+    http, udp = free_port(), free_port()
+    py = sys.executable
+    restart = (f"if [ -f {root}/agent.pid ]; then kill $(cat {root}/agent.pid) 2>/dev/null; sleep 0.5; fi; "
+               f"nohup {py} -m edgecsi.cli run --bundle {root}/current --source udp://127.0.0.1:{udp} "
+               f"--http 127.0.0.1:{http} --quiet > {root}/agent.log 2>&1 & echo $! > {root}/agent.pid")
+    health = (f"{py} -c \"import urllib.request; "
+              f"print(urllib.request.urlopen('http://127.0.0.1:{http}/health', timeout=1).read().decode())\"")
+    try:
+        ok = deploy(good, sshd.target, root=str(root), ssh_options=sshd.ssh_options, restart_cmd=restart,
+                    health_cmd=health, health_timeout=30)
+        assert '"bundle_version": 10' in ok.health
+        with pytest.raises(DeployError, match="rolled back"):
+            deploy(unusable, sshd.target, root=str(root), ssh_options=sshd.ssh_options, restart_cmd=restart,
+                   health_cmd=health, health_timeout=8)
+        assert os.readlink(root / "current") == os.path.relpath(ok.deployed, root)
+        # The rollback restarted the agent on the good bundle, and it answers again.
+        import json
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + 20
+        version = None
+        while time.monotonic() < deadline and version != 10:
+            try:
+                version = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{http}/health", timeout=1).read())[
+                    "bundle_version"]
+            except OSError:
+                time.sleep(0.2)
+        assert version == 10
+    finally:
+        pid_file = root / "agent.pid"
+        if pid_file.exists():
+            subprocess_kill = __import__("subprocess").run
+            subprocess_kill(["kill", pid_file.read_text().strip()], check=False)
