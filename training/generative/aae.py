@@ -43,6 +43,7 @@ class AAEConfig:
     n_classes: int = 0          # > 0: supervised AAE (decoder gets the one-hot label)
     clusters: int = 0           # > 0: clustering AAE (categorical code with a uniform prior)
     prior_modes: int = 0        # > 0: z prior = equal mixture of this many unit Gaussians (means 4 * e_i)
+    pool: str = "flatten"       # "flatten": code from the whole feature map; "mean": from its mean over time
     adv_weight: float = 1.0     # 0: plain autoencoder (no critic)
     steps: int = 600
     batch_size: int = 64
@@ -57,8 +58,15 @@ def coded_length(n_time: int) -> int:
 
 
 class Encoder(nn.Module):
-    def __init__(self, n_features: int, n_time: int, latent: int, channels: int, clusters: int = 0) -> None:
+    """``pool="mean"`` makes the code (nearly) invariant to where in the window things happen -- the
+    anti-aliased ``BlurPool1d`` downsampling is what keeps the time mean stable under shifts."""
+
+    def __init__(self, n_features: int, n_time: int, latent: int, channels: int, clusters: int = 0,
+                 pool: str = "flatten") -> None:
         super().__init__()
+        if pool not in ("flatten", "mean"):
+            raise ValueError(f"pool must be 'flatten' or 'mean', got {pool!r}")
+        self.pool = pool
         c = channels
         self.body = nn.Sequential(
             nn.Conv1d(n_features, c, 5, padding=2), nn.ReLU(), BlurPool1d(c),
@@ -66,15 +74,20 @@ class Encoder(nn.Module):
             nn.Conv1d(2 * c, 2 * c, 3, padding=1), nn.ReLU(),
         )
         self.length = coded_length(n_time)
-        self.code = nn.Linear(2 * c * self.length, latent)
-        self.cluster = nn.Linear(2 * c * self.length, clusters) if clusters else None
+        width = 2 * c * (self.length if pool == "flatten" else 1)
+        self.code = nn.Linear(width, latent)
+        self.cluster = nn.Linear(width, clusters) if clusters else None
+
+    def _features(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.body(z.transpose(1, 2))
+        return h.flatten(1) if self.pool == "flatten" else h.mean(dim=2)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.code(self.body(z.transpose(1, 2)).flatten(1))
+        return self.code(self._features(z))
 
     def both(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(style code, cluster logits) -- clustering AAE."""
-        h = self.body(z.transpose(1, 2)).flatten(1)
+        h = self._features(z)
         return self.code(h), self.cluster(h)
 
 
@@ -108,7 +121,7 @@ class AAE(nn.Module):
             raise ValueError("an AAE is either conditional (n_classes) or clustering (clusters), not both")
         if cfg.prior_modes > cfg.latent:
             raise ValueError(f"prior_modes ({cfg.prior_modes}) must be <= latent ({cfg.latent})")
-        self.encoder = Encoder(n_features, n_time, cfg.latent, cfg.channels, cfg.clusters)
+        self.encoder = Encoder(n_features, n_time, cfg.latent, cfg.channels, cfg.clusters, cfg.pool)
         self.decoder = Decoder(n_features, n_time, cfg.latent, cfg.channels, cfg.n_classes + cfg.clusters)
         self.critic = _critic(cfg.latent, cfg.critic_hidden)
         self.cluster_critic = _critic(cfg.clusters, cfg.critic_hidden) if cfg.clusters else None
@@ -283,14 +296,32 @@ def sample(model: AAE, n: int, *, y: np.ndarray | None = None, seed: int = 0, te
         return model.decode(z, yt).numpy()
 
 
-def augment_with_samples(model: AAE, x: np.ndarray, y: np.ndarray, per_class: int, *,
-                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(x + synthetic, y + their classes)``: ``per_class`` decoded prior samples of every class (conditional AAE)."""
+def augment_with_samples(model: AAE, x: np.ndarray, y: np.ndarray, per_class: int, *, seed: int = 0,
+                         mode: str = "prior", spread: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """``(x + synthetic, y + their classes)`` from a conditional AAE, ``per_class`` new windows per class.
+
+    mode "prior":        z ~ the prior, decoded with each class (Makhzani's generation)
+    mode "neighbourhood": z = code of a real window of that class + ``spread`` * N(0, I), decoded with its class
+                          (new windows near real ones: keeps what the code still knows about the class)
+    """
     if not model.cfg.n_classes:
         raise ValueError("augmentation needs a conditional AAE (AAEConfig.n_classes > 0)")
-    ys = np.repeat(np.arange(model.cfg.n_classes), per_class)
-    xs = sample(model, len(ys), y=ys, seed=seed)
-    return np.concatenate([x, xs.astype(np.float32)]), np.concatenate([np.asarray(y, np.int64), ys])
+    y = np.asarray(y, np.int64)
+    if mode == "prior":
+        ys = np.repeat(np.arange(model.cfg.n_classes), per_class)
+        xs = sample(model, len(ys), y=ys, seed=seed)
+    elif mode == "neighbourhood":
+        rng = np.random.default_rng(seed)
+        picks = np.concatenate([rng.choice(np.flatnonzero(y == c), per_class) for c in np.unique(y)])
+        ys = y[picks]
+        gen = torch.Generator().manual_seed(seed)
+        with torch.inference_mode():
+            z = torch.from_numpy(encode(model, x[picks]))
+            z = z + spread * torch.randn(z.shape, generator=gen)
+            xs = model.decode(z, torch.from_numpy(ys)).numpy()
+    else:
+        raise ValueError(f"mode must be 'prior' or 'neighbourhood', got {mode!r}")
+    return np.concatenate([x, xs.astype(np.float32)]), np.concatenate([y, ys])
 
 
 def prior_mismatch(z: np.ndarray) -> float:

@@ -11,6 +11,7 @@ Two translators bridge the domains in both directions, two task-specific classif
     G_st, G_ts fool the critics  +  cycle * (|G_ts(G_st(x_s)) - x_s| + |G_st(G_ts(x_t)) - x_t|)   (standardised L1)
     C_s        CE(C_s(x_s), y_s)
     C_t        semantic * CE(C_t(G_st(x_s)), y_s)                translated source windows keep their labels
+               + source * CE(C_t(x_s), y_s)                       and so do the originals
     both       consistency * |softmax C_t(x_t) - softmax C_s(G_ts(x_t))|_1   the two views of a target window agree
     C_t        pseudo * CE(C_t(x_t), c) on target windows where both views agree on c with mean confidence
                >= ``pseudo_threshold`` (after ``warmup`` steps)
@@ -22,7 +23,9 @@ model is C_t: the base architecture with new weights, run on raw target windows,
 
 Differences from the paper, kept small: a 1-D CSI window replaces the image, the translators are residual
 convolution stacks that start as the identity, classifiers are copies of the base model (no separate
-feature extractor), and the pseudo-label rule is agreement of the two views above a confidence threshold.
+feature extractor), C_t also sees the untranslated source windows (measured: without them C_t fell behind
+simply training on the source for as long), and the pseudo-label rule is agreement of the two views above
+a confidence threshold.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class BidirectionalConfig:
     lr_critic: float = 2e-4
     cycle: float = 10.0
     semantic: float = 1.0
+    source: float = 1.0
     consistency: float = 1.0
     pseudo: float = 1.0
     pseudo_threshold: float = 0.9
@@ -73,16 +77,15 @@ def adapt_bidirectional(model: nn.Module, data: AdaptData, cfg: BidirectionalCon
         return MethodResult(c_t.eval(), [], notes=["no unlabelled target windows: the source model, unchanged"])
     c_s = copy.deepcopy(model)
     n_feat = data.x_source.shape[2]
-    mean_s, std_s = _stats(data.x_source)
-    mean_t, std_t = _stats(data.x_unlabelled)
+    # One standardisation for every translator and critic, from both domains pooled: standardising each
+    # domain with its own statistics would hide from the critics the very per-subcarrier level shift
+    # between sites that the translators should learn.
+    mean, std = _stats(np.concatenate([data.x_source, data.x_unlabelled]))
     g_st, g_ts = Translator(n_feat, channels=cfg.channels), Translator(n_feat, channels=cfg.channels)
     d_s, d_t = DomainCritic(n_feat, channels=cfg.channels), DomainCritic(n_feat, channels=cfg.channels)
-    g_st.set_input_stats(mean_s, std_s)
-    g_ts.set_input_stats(mean_t, std_t)
-    d_s.set_input_stats(mean_s, std_s)
-    d_t.set_input_stats(mean_t, std_t)
-    scale_s = torch.as_tensor(std_s, dtype=torch.float32)
-    scale_t = torch.as_tensor(std_t, dtype=torch.float32)
+    for m in (g_st, g_ts, d_s, d_t):
+        m.set_input_stats(mean, std)
+    scale_s = scale_t = torch.as_tensor(std, dtype=torch.float32)
 
     opt_cls = torch.optim.AdamW(list(c_t.parameters()) + list(c_s.parameters()), lr=cfg.lr,
                                 weight_decay=cfg.weight_decay)
@@ -114,10 +117,11 @@ def adapt_bidirectional(model: nn.Module, data: AdaptData, cfg: BidirectionalCon
         cyc = ((g_ts(fake_t) - xs).abs() / scale_s).mean() + ((g_st(fake_s) - xt).abs() / scale_t).mean()
         logits_s = c_s(torch.cat([xs, fake_s]))              # one batch: BatchNorm sees both views
         ls_real, ls_fake = logits_s[:len(xs)], logits_s[len(xs):]
-        logits_t = c_t(torch.cat([fake_t, xt]))
-        lt_fake, lt_real = logits_t[:len(xs)], logits_t[len(xs):]
+        n = len(xs)
+        logits_t = c_t(torch.cat([xs, fake_t, xt]))
+        lt_src, lt_fake, lt_real = logits_t[:n], logits_t[n:2 * n], logits_t[2 * n:]
         ce_s = F.cross_entropy(ls_real, ys)
-        ce_t = F.cross_entropy(lt_fake, ys)
+        ce_t = cfg.semantic * F.cross_entropy(lt_fake, ys) + cfg.source * F.cross_entropy(lt_src, ys)
         p_t, p_s = torch.softmax(lt_real, 1), torch.softmax(ls_fake, 1)
         consistency = (p_t - p_s).abs().sum(1).mean()
         pseudo = torch.zeros(())
@@ -130,7 +134,7 @@ def adapt_bidirectional(model: nn.Module, data: AdaptData, cfg: BidirectionalCon
                 fraction = float(keep.float().mean())
             if keep.any():
                 pseudo = F.cross_entropy(lt_real[keep], label[keep])
-        loss = (adv + cfg.cycle * cyc + ce_s + cfg.semantic * ce_t + cfg.consistency * consistency
+        loss = (adv + cfg.cycle * cyc + ce_s + ce_t + cfg.consistency * consistency
                 + cfg.pseudo * pseudo)
         if lab is not None:
             xl, yl = lab.next()

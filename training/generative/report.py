@@ -236,7 +236,7 @@ def bidirectional_experiment(work: Path, days: tuple[str, ...] = ("D2", "D3", "D
         note = ""
         if control:
             ctl = adapt(base, "bidirectional", spec, out_dir=Path(work) / f"control_{day}",
-                        options={"steps": steps, "lr_gen": 0.0, "lr_critic": 0.0, "consistency": 0.0, "pseudo": 0.0,
+                        options={"steps": steps, "lr_gen": 0.0, "lr_critic": 0.0, "consistency": 0.0, "pseudo": 0.0, "semantic": 0.0,
                                  "cycle": 0.0}, threads=1, max_source=400, source=ws, target_set=ws, seed=seed)
             note = f"same steps on source only: {_fmt(ctl.accuracy)}"
         rows.append(Row("bidirectional generation (0 target labels)", f"ESP32-S2 D1 -> {day}", "activity accuracy",
