@@ -225,8 +225,8 @@ def _host_times(data: bytes, after: np.ndarray, end: np.ndarray) -> np.ndarray |
 
 
 def _fast(text: esp_lines.TextLines, numbers: np.ndarray) -> tuple[list[Rows], list[int]]:
-    """Lines starting with ``CSI_DATA,`` -> Rows for the canonical ones; returns (row
-    tables, line numbers left for the per-line parser).
+    """Lines starting with ``CSI_DATA,`` (``text`` scanned with marks ``b"[],"``) -> Rows
+    for the canonical ones; returns (row tables, line numbers left for the per-line parser).
 
     The lines are never cut out one by one: the positions of every ``[``, ``]``
     and ``,`` in the whole text give each line's columns, the values are read in
@@ -242,7 +242,7 @@ def _fast(text: esp_lines.TextLines, numbers: np.ndarray) -> tuple[list[Rows], l
     start = text.start[numbers - 1]
     line_end = text.end[numbers - 1]
     end = line_end - (buf[line_end - 1] == 13)  # CRLF line ends
-    opens, closes, commas = esp_lines.positions(buf, b"[],")
+    opens, closes, commas = text.marks
     open_ = esp_lines.next_at(opens, start, len(data))
     close = esp_lines.next_at(closes, open_, len(data))
     ok = close < end
@@ -361,7 +361,7 @@ def read(data: bytes, *, source: str = "", ltf: str = "lltf", chip: str | None =
     want = _check_ltf(ltf)
     data = bytes(data)
     bad = BadPackets()
-    text = esp_lines.TextLines(data)
+    text = esp_lines.TextLines(data, marks=b"[],")
     fast, other, junk = text.sort(_HEADER)
     if not fast.size and not other:
         if not any(text.line(i).strip(b" \t\r\n\x00").startswith(_HEADER) for i in range(1, len(text) + 1)):

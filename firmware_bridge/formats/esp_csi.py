@@ -235,7 +235,8 @@ def _slices(data: bytes, begin: np.ndarray, end: np.ndarray) -> list[bytes]:
 
 
 def _fast(text: esp_lines.TextLines, numbers: np.ndarray) -> tuple[list[Rows], list[int]]:
-    """Canonical classic and C5/C6 lines -> Rows; returns (row tables, line numbers for the per-line parser).
+    """Canonical classic and C5/C6 lines (``text`` scanned with marks ``b"[],"``) -> Rows;
+    returns (row tables, line numbers for the per-line parser).
 
     As ``esp32_csi_tool._fast``: columns from the positions of every ``[``, ``]``
     and ``,`` in the text, classic values read in place; C5/C6 values may have 4
@@ -249,7 +250,7 @@ def _fast(text: esp_lines.TextLines, numbers: np.ndarray) -> tuple[list[Rows], l
     start = text.start[numbers - 1]
     line_end = text.end[numbers - 1]
     end = line_end - (buf[line_end - 1] == 13)  # CRLF line ends
-    opens, closes, commas = esp_lines.positions(buf, b"[],")
+    opens, closes, commas = text.marks
     open_ = esp_lines.next_at(opens, start, len(data))
     close = esp_lines.next_at(closes, open_, len(data))
     ok = close + 1 < end
@@ -402,7 +403,7 @@ def read(data: bytes, *, source: str = "", ltf: str = "lltf", chip: str | None =
     want = _check_ltf(ltf)
     data = bytes(data)
     bad = BadPackets()
-    text = esp_lines.TextLines(data)
+    text = esp_lines.TextLines(data, marks=b"[],")
     fast, other, junk = text.sort(_HEADER)
     if not fast.size and not other:
         if not any(text.line(i).strip(b" \t\r\n\x00").startswith(_HEADER) for i in range(1, len(text) + 1)):

@@ -66,12 +66,14 @@ class TextLines:
     (some serial terminals save them) is read as if they were ``\n``.
     """
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, marks: bytes = b"") -> None:
+        """``marks``: bytes whose offsets the reader needs too (``self.marks``, one
+        array per byte), found in the same pass as the line ends."""
         if b"\n" not in data and b"\r" in data:
             data = data.replace(b"\r", b"\n")
         self.data = data
         self.buf = np.frombuffer(data, np.uint8)
-        newline, = positions(self.buf, b"\n")
+        newline, *self.marks = positions(self.buf, b"\n" + marks)
         self.start = np.concatenate([[0], newline + 1])
         self.end = np.concatenate([newline, [len(data)]])
 

@@ -120,6 +120,20 @@ def parse_values(texts: Sequence[bytes], sep: bytes, *, terminated: bool,
     return values.astype(np.int16, copy=False), counts
 
 
+def _leading_zero(buf: np.ndarray) -> bool:
+    """True when a token of comma-separated integer text starts with a 0 followed by a digit ("007", "-01").
+
+    For text that np.fromstring read as one integer per token (so each token is
+    ``-?[0-9]+``) and whose '-' count equals its negative values (so no "-0"),
+    this is the one way left to spell a value longer than its shortest spelling.
+    """
+    zero_then_digit = (buf[:-1] == 48) & ((buf[1:] - 48) < 10)  # uint8 wraps: below '0' is large
+    token_start = np.empty_like(zero_then_digit)
+    token_start[:1] = True
+    token_start[1:] = (buf[:-2] == 44) | (buf[:-2] == 45)  # after ',' or after the sign
+    return bool((zero_then_digit & token_start).any())
+
+
 def parse_numeric_rows(texts: Sequence[bytes], n_cols: int, *, float_col: int | None = None,
                        max_digits: int = 10) -> np.ndarray | None:
     """Comma-terminated numeric rows (``"-54,30,0,...,128,"``) -> float64[row, col], or None.
@@ -153,7 +167,7 @@ def parse_numeric_rows(texts: Sequence[bytes], n_cols: int, *, float_col: int | 
             return None  # a lone "-" reads as 0
         if values.size and int(np.abs(values).max()) >= 10 ** max_digits:
             return None
-        if int(_canonical_len(values).sum()) + values.shape[0] != len(joined):
+        if _leading_zero(buf):
             return None
         return values.reshape(n, n_cols).astype(np.float64)
     dots = np.flatnonzero(buf == 46)
@@ -175,13 +189,10 @@ def parse_numeric_rows(texts: Sequence[bytes], n_cols: int, *, float_col: int | 
     if np.any(frac < 0):
         return None
     if joined.count(b"-") != int(np.count_nonzero(ints < 0)):
-        return None  # a lone "-" reads as 0
-    expected = _canonical_len(table).sum() - _canonical_len(frac).sum() + frac_width.sum() + n * (n_cols + 1)
-    if int(expected) != len(joined):
-        return None
+        return None  # a lone "-" reads as 0; so does "-0", and the whole part of "-0.5"
+    if _leading_zero(buf):
+        return None  # (the fraction after "." may start with zeros)
     whole = table[:, float_col]
-    # the sign of "-0.5" lives in the text only; a negative zero whole part is not canonical
-    # (its "-0" is longer than "0"), so the length check above already sent it to the slow path.
     # One correctly rounded division of exact integers = what float(text) gives.
     scale = 10 ** frac_width
     if np.any(np.abs(whole) >= (1 << 53) // scale):
