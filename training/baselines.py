@@ -27,7 +27,8 @@ import numpy as np
 
 from edgecsi.training.datasets import WindowSet
 from edgecsi.training.datasets.splits import Split
-from edgecsi.training.holdout import class_coords, resolve_target, stratified_subsample, validation_part
+from edgecsi.training.holdout import (class_coords, resolve_target, stratified_subsample, validation_part,
+                                     with_known_coords)
 from edgecsi.training.metrics import classification_metrics, coords_metrics, value_metrics
 
 BASELINES = ("svm", "svr", "knn", "threshold", "kmeans")
@@ -109,6 +110,8 @@ def run_baseline(name: str, ws: WindowSet, split: Split, *, target: str = "auto"
     rng = np.random.default_rng(seed)
     target = resolve_target(ws, target)
     train_idx, val_idx, _ = validation_part(ws, split, val_fraction, val_group, rng)
+    if target == "coords":
+        train_idx, val_idx = with_known_coords(ws, train_idx), with_known_coords(ws, val_idx)
     if len(train_idx) > max_train:
         train_idx = stratified_subsample(ws, train_idx, max_train, rng, target)
     if len(val_idx) > max_train:

@@ -21,8 +21,8 @@ def resolve_target(ws: WindowSet, target: str) -> str:
         raise ValueError(f"target must be one of {TARGETS} or 'auto', not {target!r}")
     if target == "class" and ws.is_regression:
         raise ValueError(f"{ws.name}: regression set, no classes (load it with class labels)")
-    if target == "coords" and (ws.coords is None or not np.isfinite(ws.coords).all()):
-        raise ValueError(f"{ws.name}: target 'coords' needs coordinates for every window")
+    if target == "coords" and (ws.coords is None or not np.isfinite(ws.coords).all(axis=1).any()):
+        raise ValueError(f"{ws.name}: target 'coords' needs window coordinates (ws.coords)")
     return target
 
 def targets(ws: WindowSet, target: str) -> np.ndarray:
@@ -89,3 +89,8 @@ def class_coords(ws: WindowSet, train_idx: np.ndarray) -> np.ndarray | None:
 
 def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
+
+
+def with_known_coords(ws: WindowSet, idx: np.ndarray) -> np.ndarray:
+    """The windows of ``idx`` whose coordinates are known (coordinate regression trains on these)."""
+    return idx[np.isfinite(ws.coords[idx]).all(axis=1)]

@@ -44,6 +44,7 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: in
         ok = np.isfinite(err)
         if ok.any():
             out.update(_error_stats(err[ok], "error_m"))
+            out["n_error_m"] = int(ok.sum())
     return out
 
 
@@ -65,8 +66,10 @@ def value_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 
 
 def coords_metrics(xy_true: np.ndarray, xy_pred: np.ndarray) -> dict:
+    """Windows whose true position is unknown (NaN) are counted in ``n_unknown`` and left out."""
     err = np.linalg.norm(np.asarray(xy_pred, np.float64) - np.asarray(xy_true, np.float64), axis=1)
-    return {"n": int(len(err)), **_error_stats(err, "error_m")}
+    ok = np.isfinite(err)
+    return {"n": int(ok.sum()), "n_unknown": int((~ok).sum()), **_error_stats(err[ok], "error_m")}
 
 
 def _error_stats(err: np.ndarray, prefix: str) -> dict:

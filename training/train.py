@@ -65,7 +65,8 @@ from edgecsi.training.datasets import load as load_dataset
 from edgecsi.training.datasets.splits import Split
 from edgecsi.training.metrics import classification_metrics, coords_metrics, headline, value_metrics
 from edgecsi.training.models import DEFAULT_MODEL, INPUT_LAYOUT, CSIModel, build_from_arch, build_model
-from edgecsi.training.holdout import class_coords, resolve_target, stratified_subsample, targets, validation_part
+from edgecsi.training.holdout import (class_coords, resolve_target, stratified_subsample, targets, validation_part,
+                                     with_known_coords)
 from edgecsi.training.split_spec import resolve_split
 
 RUN_FORMAT = "edgecsi-run/1"
@@ -131,6 +132,8 @@ def train(task: str, dataset: "str | WindowSet", split: "str | Split | None", mo
     sp.check_disjoint()
     target = resolve_target(ws, target)
     train_idx, val_idx, val_source = validation_part(ws, sp, val_fraction, val_group, rng)
+    if target == "coords":
+        train_idx, val_idx = with_known_coords(ws, train_idx), with_known_coords(ws, val_idx)
     if max_train_windows and len(train_idx) > max_train_windows:
         train_idx = stratified_subsample(ws, train_idx, max_train_windows, rng, target)
     if len(train_idx) == 0:
