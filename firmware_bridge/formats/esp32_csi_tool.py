@@ -277,8 +277,10 @@ def _fast(text: esp_lines.TextLines, numbers: np.ndarray) -> tuple[list[Rows], l
             table = esp_text.parse_numeric_rows(_slices(data, mac_end[at] + 1, open_[at]), len(names),
                                                 float_col=names.index("real_timestamp") if new else None)
             if table is not None:
-                every = idx.shape[0] == rows.shape[0]  # every line canonical: the values are already in order
-                picked = values if every else values[esp_lines.ranges(first_value[idx], first_value[idx] + counts[idx])]
+                if idx.shape[0] == rows.shape[0]:  # every line canonical: the values are already in order
+                    picked = values
+                else:
+                    picked = values[esp_lines.ranges(first_value[idx], first_value[idx] + counts[idx])]
                 parts.append(_rows(numbers[at], table, picked, counts[idx], mac[idx],
                                    _text_column(data, buf, start[at] + 9, role_end[at]), host[at], new))
             elif idx.shape[0] <= 4:
