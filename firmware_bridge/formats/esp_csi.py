@@ -276,8 +276,8 @@ def _fast(text: esp_lines.TextLines, numbers: np.ndarray) -> tuple[list[Rows], l
         else:
             host[tail] = times[:, 0]
     mac = np.zeros(n, dtype=np.uint64)
-    mac[ok], mac_ok = esp_text.macs_at(buf, seq_end[ok] + 1)
-    ok[ok] = mac_ok
+    checked = np.flatnonzero(ok)
+    mac[checked], ok[checked] = esp_text.macs_at(buf, seq_end[checked] + 1)
     # classic values: int8, read in place ("1,2,3]": each token ends at ',' or the closing ']')
     classic = np.flatnonzero(ok & (kind == CLASSIC))
     values, counts, good = esp_int_lists.parse_int_lists(data, buf, open_[classic] + 1, close[classic] + 1, b",]")

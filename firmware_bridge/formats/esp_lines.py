@@ -22,7 +22,6 @@ _FAST_PREFIX = CSI_TAG + b","
 BLOCK_BYTES = 1 << 17
 
 
-
 def ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """lo[0]..hi[0]-1, lo[1]..hi[1]-1, ... as one index array (hi >= lo)."""
     if lo.shape[0] and np.array_equal(lo[1:], hi[:-1]):  # back to back: one range
