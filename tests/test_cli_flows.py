@@ -21,6 +21,6 @@ def test_simulate_then_inspect_shows_the_expected_packets(tmp_path):
     assert info["format"] == "nexmon-pcap"
     assert info["packets"] == 200
     assert info["bad_total"] == 0
-    assert info["chips"] == ["43455c0"] and info["bandwidth_mhz"] == [80]
+    assert info["chips"] == ["43455c0"] and info["bandwidth_mhz"] == {"80": 200}
     assert 99 < info["rate_hz"] < 101
     assert info["layouts"][0]["subcarriers"] == 256
