@@ -51,9 +51,10 @@ def read_labels_csv(path: str | Path, column: str = "label") -> np.ndarray:
 
 
 def load_capture(path: str | Path, *, label: str | None = None, labels_csv: str | Path | None = None,
-                 domains: dict[str, str] | None = None, **read_options) -> LabelledCapture:
-    """Read a capture; labels from ``label`` (whole file) or a per-packet CSV (default sidecar:
-    ``<capture stem>.labels.csv`` when it exists)."""
+                 domains: dict[str, str] | None = None, label_column: str = "label",
+                 **read_options) -> LabelledCapture:
+    """Read a capture; labels from ``label`` (whole file) or the ``label_column`` of a per-packet CSV
+    (default sidecar: ``<capture stem>.labels.csv`` when it exists)."""
     path = Path(path)
     capture = read(path, **read_options)
     if len(capture.batches) != 1:
@@ -63,7 +64,7 @@ def load_capture(path: str | Path, *, label: str | None = None, labels_csv: str 
     packet_labels = None
     sidecar = Path(labels_csv) if labels_csv else path.with_name(path.stem + ".labels.csv")
     if label is None and sidecar.exists():
-        every = read_labels_csv(sidecar)
+        every = read_labels_csv(sidecar, label_column)
         if len(every) != capture.n_packets:
             raise ValueError(f"{sidecar}: {len(every)} labels for {capture.n_packets} packets in {path} "
                              f"({capture.bad.total} bad records skipped)")
