@@ -1,0 +1,283 @@
+"""Model zoo, train(), run directories, baselines and the train CLI, on real data.
+
+Default run (fast): every registered model exports to ONNX and runs in onnxruntime at two batch
+sizes; a tiny model trained for eight short epochs on real ESP32-S2 windows beats chance on held-out
+sequences and its run directory reloads; regression folds its target scale into the head.
+``-m slow``: the measurement protocols of docs/results/training.md with their accuracy floors.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from edgecsi.training.models import MODELS, build_model, majority_vote
+
+torch.set_num_threads(1)
+
+SHAPES = {"stream": (50, 56), "fingerprint": (1, 180)}   # (time, feature)
+
+
+@pytest.fixture(scope="module")
+def esp32(shared_dir):
+    from edgecsi.training.datasets import load
+
+    return load("esp32s2_temporal_har_geotecinit", root=shared_dir / "datasets")
+
+
+# -- model zoo -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_contract_and_onnx_export(name):
+    import onnxruntime as ort
+
+    n_time, n_features = SHAPES["stream"]
+    torch.manual_seed(0)
+    model = build_model(name, n_features=n_features, n_time=n_time, n_outputs=7)
+    model.set_input_stats(np.full(n_features, 2.0), np.full(n_features, 3.0))
+    model.eval()
+    assert isinstance(model.head, torch.nn.Linear) and model.head.out_features == 7
+    x = torch.randn(4, n_time, n_features) * 3 + 2
+    with torch.no_grad():
+        z = model.embed(x)
+        assert z.shape == (4, model.embed_dim)
+        torch.testing.assert_close(model.head(z), model(x))
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x[:2],), buf, opset_version=17, dynamo=False, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+    session = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
+    for batch in (1, 5):
+        xb = torch.randn(batch, n_time, n_features) * 3 + 2
+        out = session.run(None, {"x": xb.numpy()})[0]
+        assert out.shape == (batch, 7)
+        with torch.no_grad():
+            np.testing.assert_allclose(out, model(xb).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["cnn1d", "mlp", "count_dnn", "presence_cnn", "object_cnn"])
+def test_fingerprint_shaped_models_export(name):
+    """time == 1 inputs (fingerprints, hand-crafted features) export too."""
+    import onnxruntime as ort
+
+    n_time, n_features = SHAPES["fingerprint"]
+    model = build_model(name, n_features=n_features, n_time=n_time, n_outputs=3).eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(2, n_time, n_features),), buf, opset_version=17, dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    session = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
+    xb = torch.randn(3, n_time, n_features)
+    np.testing.assert_allclose(session.run(None, {"x": xb.numpy()})[0], model(xb).detach().numpy(), atol=1e-4)
+
+
+def test_build_model_rejects_unknown_names_and_hp():
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("resnet152", 10, 10, 2)
+    with pytest.raises(ValueError, match="unknown hyper-parameters"):
+        build_model("cnn1d", 10, 10, 2, chanels=(8,))
+
+
+def test_replace_head_and_body_parameters():
+    model = build_model("cnn_bilstm", 56, 50, 10)
+    n_body = len(model.body_parameters())
+    model.replace_head(3)
+    assert model.head.out_features == 3 and model(torch.randn(2, 50, 56)).shape == (2, 3)
+    assert len(model.body_parameters()) == n_body
+    assert not {id(p) for p in model.head.parameters()} & {id(p) for p in model.body_parameters()}
+
+
+def test_majority_vote_per_walk_through():
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4], [0.4, 0.6]])
+    groups = np.array(["a", "a", "a", "b", "b"])
+    ids, vote = majority_vote(proba, groups)
+    assert ids.tolist() == ["a", "b"]
+    assert vote.tolist() == [1, 0]      # a: 2 of 3 windows say 1; b: a tie broken by summed probability
+
+
+# -- train / run directory -----------------------------------------------------------------------
+def test_tiny_run_on_real_windows_beats_chance_and_reloads(esp32, tmp_path):
+    from safetensors.torch import load_file
+
+    from edgecsi.training.train import load_run, predict, train
+
+    d1 = esp32.select(day="D1")
+    result = train("activity", d1, "by:run:1+2+3+4+5+6+7+8:9+10", "activity_cnn", epochs=8, seed=0,
+                   out_dir=tmp_path / "run", hp={"channels": (8, 16), "fc": 16}, val_group="sequence",
+                   progress=False, lr=3e-3)
+    run = tmp_path / "run"
+    for name in ("config.json", "metrics.json", "model.safetensors", "confusion.png", "learning_curve.png",
+                 "history.json"):
+        assert (run / name).stat().st_size > 0, name
+    config = json.loads((run / "config.json").read_text())
+    assert config["format"] == "edgecsi-run/1" and config["task"] == "activity" and config["target"] == "class"
+    assert config["labels"] == esp32.labels
+    assert config["input"]["n_time"] == 50 and config["input"]["n_features"] == 56
+    assert config["input"]["layout"].startswith("x[batch, time, feature]")
+    assert len(config["normalisation"]["input_mean"]) == 56
+    assert config["model"]["name"] == "activity_cnn" and config["model"]["hp"]["channels"] == [8, 16]
+    # Validation came from training sequences only; the test sequences were never seen.
+    test_idx = np.flatnonzero(np.isin(d1.domains["run"], [9, 10]))
+    assert config["split"]["n_test"] == {result.config["split"]["name"]: len(test_idx)}
+    assert "groups of 'sequence'" in config["split"]["val_source"]
+
+    acc = json.loads((run / "metrics.json").read_text())["test"][config["split"]["name"]]["accuracy"]
+    chance = np.bincount(d1.y[test_idx]).max() / len(test_idx)       # majority-class rate
+    assert acc > chance + 0.1, (acc, chance)
+
+    model, cfg = load_run(run)
+    state = load_file(str(run / "model.safetensors"))
+    assert cfg == config and not model.training
+    torch.testing.assert_close(state["input_mean"], torch.tensor(config["normalisation"]["input_mean"],
+                                                                  dtype=torch.float32))
+    np.testing.assert_allclose(predict(model, d1.x[test_idx]), predict(result.model, d1.x[test_idx]), atol=1e-6)
+
+
+def test_regression_outputs_real_units(shared_dir, tmp_path):
+    """Counting: the target scaling is folded into the head, so outputs are people, not z-scores."""
+    from edgecsi.training.datasets import load
+    from edgecsi.training.train import load_run, predict, train
+
+    ws = load("esp32_wical_crowd_2rooms_3days", root=shared_dir / "datasets", task="counting", rooms=["small"])
+    result = train("counting", ws, "loo:day:3", "count_dnn", epochs=3, seed=0, out_dir=tmp_path / "count",
+                   hp={"hidden": (32, 16)}, progress=False)
+    test = json.loads((tmp_path / "count" / "metrics.json").read_text())["test"]["day=3"]
+    test_idx = np.flatnonzero(ws.domains["day"] == 3)
+    train_mean = ws.y[ws.domains["day"] != 3].mean()
+    assert test["mae"] < np.abs(ws.y[test_idx] - train_mean).mean()     # better than predicting the mean
+    model, config = load_run(tmp_path / "count")
+    assert config["target"] == "value" and config["normalisation"]["target_folded_into_head"]
+    pred = predict(model, ws.x[test_idx])[:, 0]
+    assert 0 <= np.median(pred) <= 5 and abs(np.abs(pred - ws.y[test_idx]).mean() - test["mae"]) < 1e-4
+    assert result.config["outputs"]["names"] == ["count"]
+
+
+def test_train_rejects_a_task_the_set_does_not_hold(esp32, tmp_path):
+    from edgecsi.training.train import train
+
+    with pytest.raises(ValueError, match="holds task"):
+        train("counting", esp32, "published", epochs=1, out_dir=tmp_path)
+
+
+def test_split_specs(esp32):
+    from edgecsi.training.split_spec import resolve_split
+
+    assert resolve_split(esp32, None).name == "D1T->D1E"
+    s = resolve_split(esp32, "by:run:1+2:3")
+    assert set(esp32.domains["run"][s.train]) == {1, 2} and set(esp32.domains["run"][s.test]) == {3}
+    s = resolve_split(esp32, "loo:day:D4")
+    assert set(esp32.domains["day"][s.test]) == {"D4"} and "D4" not in set(esp32.domains["day"][s.train])
+    s = resolve_split(esp32, "group-kfold:sequence:4:1")
+    assert not set(esp32.domains["sequence"][s.train]) & set(esp32.domains["sequence"][s.test])
+    with pytest.raises(ValueError, match="bad split spec"):
+        resolve_split(esp32, "random")
+
+
+# -- baselines ------------------------------------------------------------------------------------
+def test_baselines_on_real_windows(esp32):
+    from edgecsi.training.baselines import run_baseline
+    from edgecsi.training.split_spec import resolve_split
+
+    d1 = esp32.select(day="D1")
+    split = resolve_split(d1, "by:run:1+2+3+4+5+6+7+8:9+10")
+    for name, floor in (("svm", 0.6), ("knn", 0.4), ("kmeans", 0.2)):
+        out = run_baseline(name, d1, split, val_group="sequence")
+        assert out["test"][split.name]["accuracy"] > floor, (name, out["test"][split.name]["accuracy"])
+
+
+def test_presence_threshold_separates_still_from_walking(esp32):
+    """Median/MAD threshold fitted on still windows (seated: nobody moving) flags walking windows."""
+    from edgecsi.training.baselines import PresenceThreshold
+
+    still = np.isin(esp32.y, [esp32.labels.index("SEATED_RX"), esp32.labels.index("SEATED_TX")])
+    walking = np.isin(esp32.y, [esp32.labels.index("WALKING_RX"), esp32.labels.index("WALKING_TX")])
+    d1 = esp32.domains["day"] == "D1"
+    fit = PresenceThreshold(k=3.0).fit(esp32.x[still & d1], np.zeros((still & d1).sum(), int))
+    held = ~d1
+    assert fit.predict(esp32.x[walking & held]).mean() > 0.8
+    assert fit.predict(esp32.x[still & held]).mean() < 0.5
+
+
+# -- CLI and captures ------------------------------------------------------------------------------
+def test_cli_train_json(shared_dir, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from edgecsi.cli import app
+
+    monkeypatch.setenv("EDGECSI_DATASETS", str(shared_dir / "datasets"))
+    result = CliRunner().invoke(app, ["train", "--task", "localization", "--data", "esp32_wical_crowd_2rooms_3days",
+                                      "--split", "published:medium:day1", "--model", "mlp", "--epochs", "2",
+                                      "--hp", "hidden=[32]", "--out", str(tmp_path / "cli"), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["test"]["medium:day1"]["accuracy"] > 0.5              # 5 sections, chance 0.2
+    assert (tmp_path / "cli" / "model.safetensors").exists()
+
+
+def test_train_from_labelled_captures(tmp_path):
+    """Captures labelled by a column (sidecar) go through read() and the gateway pipeline."""
+    from edgecsi.demo import write_captures
+    from edgecsi.training.train import load_run
+    from edgecsi.training.train_captures import read_capture_list, train_from_captures
+
+    paths = write_captures(tmp_path)["D1"][:8]              # e01..e04, both directions
+    listing = tmp_path / "captures.csv"
+    listing.write_text("path,label\n" + "\n".join(str(p.relative_to(tmp_path)) for p in paths) + "\n")
+    items = read_capture_list(listing)
+    assert [p for p, _ in items] == paths and all(label is None for _, label in items)
+    result = train_from_captures("activity", items, out_dir=tmp_path / "run", epochs=1, progress=False,
+                                 split="by:file:" + "+".join(p.name for p in paths[:6]) + ":"
+                                 + "+".join(p.name for p in paths[6:]), hp={"channels": (8,), "fc": 8})
+    model, config = load_run(tmp_path / "run")
+    assert config["pipeline"]["window"]["length"] == 50 and config["pipeline"]["subcarriers"]
+    assert config["input"]["n_features"] == model.n_features
+    assert result.test_metrics["n"] > 0
+
+
+# -- measurements (slow) ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_esp32s2_published_protocol(tmp_path):
+    from edgecsi.training.experiments import run_protocol
+
+    rows, _ = run_protocol("esp32s2_har", tmp_path)
+    d1e = rows[0].raw["acc"]["activity_cnn"]
+    assert np.mean(d1e) >= 0.82                   # published 85.1 %
+    assert np.mean(rows[-1].raw["acc"]) >= 0.85   # 10-fold CV, published 88.7 %
+
+
+@pytest.mark.slow
+def test_wical_leave_one_day_out(tmp_path):
+    from edgecsi.training.experiments import run_protocol
+
+    rows, _ = run_protocol("wical", tmp_path)
+    by = {(r.protocol, r.test): r.raw for r in rows}
+    assert np.mean(by[("Wi-CaL small room, leave-one-day-out", "counting")]["medae"]) <= 0.5
+    assert np.mean(by[("Wi-CaL medium room, leave-one-day-out", "counting")]["medae"]) <= 0.5
+    assert np.mean(by[("Wi-CaL small room, leave-one-day-out", "section (5 classes)")]["accuracy"]) >= 0.85
+    assert np.mean(by[("Wi-CaL medium room, leave-one-day-out", "section (5 classes)")]["accuracy"]) >= 0.95
+
+
+@pytest.mark.slow
+def test_intel5300_person_disjoint(tmp_path):
+    from edgecsi.training.experiments import run_protocol
+
+    rows, _ = run_protocol("intel5300_har", tmp_path)
+    # Measured ~80 % (bedroom); the 90 % target is NOT met -- this floor guards against regressions.
+    assert np.mean(rows[0].raw["acc"]) >= 0.72
+
+
+@pytest.mark.slow
+def test_ivanet_and_csu(tmp_path):
+    from edgecsi.training.experiments import run_protocol
+
+    (iv,), _ = run_protocol("ivanet", tmp_path / "iv")
+    assert iv.raw["acc"]["mlp"] >= 0.8
+    (csu,), _ = run_protocol("csu_nexmon", tmp_path / "csu")
+    assert csu.raw["mlp (x,y)"]["mean"] < csu.raw["centroid"]["mean"]
