@@ -67,6 +67,20 @@ def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat.mean(0), np.maximum(flat.std(0), 1e-6)
 
 
+def level_gap(a: np.ndarray, b: np.ndarray, std: np.ndarray) -> float:
+    """RMS over features of the difference of the per-feature means of two window sets, in units of ``std``:
+    the first-order gap between two sites (a different static channel per subcarrier)."""
+    d = (np.asarray(a, np.float64).mean(axis=(0, 1)) - np.asarray(b, np.float64).mean(axis=(0, 1))) / std
+    return float(np.sqrt((d ** 2).mean()))
+
+
+def _translate(g: Translator, x: np.ndarray, batch: int = 512) -> np.ndarray:
+    g.eval()
+    with torch.inference_mode():
+        return np.concatenate([g(torch.from_numpy(np.ascontiguousarray(x[i:i + batch], np.float32))).numpy()
+                               for i in range(0, len(x), batch)])
+
+
 def adapt_bidirectional(model: nn.Module, data: AdaptData, cfg: BidirectionalConfig = BidirectionalConfig(), *,
                         seed: int = 0) -> MethodResult:
     """C_t after bi-directional generation training (see the module docstring); ``model`` is not changed."""
@@ -149,7 +163,11 @@ def adapt_bidirectional(model: nn.Module, data: AdaptData, cfg: BidirectionalCon
                                ("ce_t", ce_t), ("consistency", consistency), ("pseudo", pseudo),
                                ("pseudo_fraction", fraction)):
                 history[key].append(float(value.detach()) if isinstance(value, torch.Tensor) else float(value))
-    notes = ["C_t deployed; translators, critics and C_s were training aids (not saved)"]
+    history["level_gap"] = [level_gap(data.x_source, data.x_unlabelled, std),
+                            level_gap(_translate(g_st, data.x_source), data.x_unlabelled, std)]
+    notes = ["C_t deployed; translators, critics and C_s were training aids (not saved)",
+             f"per-subcarrier level gap source->target {history['level_gap'][0]:.3f}, "
+             f"translated source->target {history['level_gap'][1]:.3f} (standardised RMS)"]
     if data.has_labels:
         notes.append(f"{len(data.y_labelled)} labelled target windows used (CE on C_t)")
     return MethodResult(c_t.eval(), sorted(n for n, _ in c_t.named_parameters()), history, notes)

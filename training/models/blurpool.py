@@ -85,7 +85,7 @@ class BlurPool1d(nn.Module):
 
 
 class BlurUpsample1d(nn.Module):
-    """Upsample by 2 the alias-free way: insert zeros, then the same low-pass with gain 2.
+    """Upsample by 2 the alias-free way: insert zeros, then the same low-pass (each polyphase half at unit gain).
 
     ``h[b, c, t] -> h[b, c, 2t]``; nearest-neighbour or transposed-conv upsampling leave image copies of the
     spectrum (a staircase or a checkerboard over time) that a later layer can latch onto.
@@ -96,7 +96,11 @@ class BlurUpsample1d(nn.Module):
         if pad not in PAD_MODES:
             raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
         self.channels, self.pad_mode = int(channels), pad
-        h = 2 * lowpass_taps(taps, kind=kind, cutoff=0.25)
+        h = lowpass_taps(taps, kind=kind, cutoff=0.25)
+        # After zero-stuffing, even and odd outputs each see one polyphase half of the taps: give each half
+        # unit DC gain, or a constant input comes out with a ripple at the new Nyquist frequency.
+        for phase in (0, 1):
+            h[phase::2] /= h[phase::2].sum()
         self.register_buffer("taps", torch.tensor(h, dtype=torch.float32).repeat(self.channels, 1, 1))
         self.half = taps // 2
 
