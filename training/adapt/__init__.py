@@ -24,3 +24,9 @@ from edgecsi.training.adapt.target import AdaptData, TargetSpec, TargetSplit, ad
 
 __all__ = ["METHODS", "AdaptData", "AdaptResult", "MethodResult", "TargetSpec", "TargetSplit", "adapt",
            "adapt_data", "configure", "file_sha256", "heldout_windows", "split_target"]
+
+# Additive: "bidirectional" (bi-directional cross-domain generation) lives in edgecsi.training.generative
+# and registers itself in METHODS here, after METHODS exists.
+from edgecsi.training.generative.bidirectional import register as _register_bidirectional  # noqa: E402
+
+_register_bidirectional()

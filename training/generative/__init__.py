@@ -38,10 +38,19 @@ from edgecsi.training.generative.classical import BASELINES, hampel_repair, inte
 from edgecsi.training.generative.clustering import cluster_scores, kmeans, raw_features
 from edgecsi.training.generative.corruption import CorruptionConfig, CorruptionModel, corrupt, observed_mask
 from edgecsi.training.generative.repair_net import RepairNet
-from edgecsi.training.generative.repair_onnx import check_repair_onnx, export_repair_onnx
 from edgecsi.training.generative.unir import UNIRConfig, load_repair, relative_error, repair, save_repair, train_unir
 
 __all__ = ["AAEConfig", "train_aae", "encode", "sample", "augment_with_samples", "BASELINES", "hampel_repair",
            "interpolate_missing", "normalise_gain", "cluster_scores", "kmeans", "raw_features", "CorruptionConfig",
            "CorruptionModel", "corrupt", "observed_mask", "RepairNet", "check_repair_onnx", "export_repair_onnx",
            "UNIRConfig", "load_repair", "relative_error", "repair", "save_repair", "train_unir"]
+
+
+def __getattr__(name: str):
+    # The ONNX exporter pulls in onnx; load it only when asked for (importing this package stays light
+    # for the adapt registry, which imports bidirectional.py from here).
+    if name in ("export_repair_onnx", "check_repair_onnx"):
+        from edgecsi.training.generative import repair_onnx
+
+        return getattr(repair_onnx, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

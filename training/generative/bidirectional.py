@@ -32,16 +32,18 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edgecsi.training.adapt.batches import BatchStream
-from edgecsi.training.adapt.method import MethodResult
-from edgecsi.training.adapt.target import AdaptData
 from edgecsi.training.generative.translator import DomainCritic, Translator
+
+if TYPE_CHECKING:   # the adapt package imports this module to register it: no import of it at load time
+    from edgecsi.training.adapt.method import MethodResult
+    from edgecsi.training.adapt.target import AdaptData
 
 
 @dataclass
@@ -81,9 +83,12 @@ def _translate(g: Translator, x: np.ndarray, batch: int = 512) -> np.ndarray:
                                for i in range(0, len(x), batch)])
 
 
-def adapt_bidirectional(model: nn.Module, data: AdaptData, cfg: BidirectionalConfig = BidirectionalConfig(), *,
-                        seed: int = 0) -> MethodResult:
+def adapt_bidirectional(model: nn.Module, data: "AdaptData", cfg: BidirectionalConfig = BidirectionalConfig(), *,
+                        seed: int = 0) -> "MethodResult":
     """C_t after bi-directional generation training (see the module docstring); ``model`` is not changed."""
+    from edgecsi.training.adapt.batches import BatchStream
+    from edgecsi.training.adapt.method import MethodResult
+
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     c_t = copy.deepcopy(model)

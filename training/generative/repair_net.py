@@ -21,6 +21,11 @@ normalisation; the adversarial training learns the corrections. Fully convolutio
 resampling, only Conv1d / ReLU / elementwise ops: exports to ONNX with dynamic batch and time
 (``repair_onnx.py``).
 
+Phase: the corruption model can rotate I/Q features, but G has no phase branch -- on raw I/Q the clean
+window's phase is itself random per packet (CFO), so there is nothing to restore; repair sanitised phase
+features (``edgecsi.edge.pipeline.phase``) or amplitudes. With ``iq`` the mask and gain treat a subcarrier's
+real and imaginary columns together.
+
 D = ``RepairCritic``: measurement -> one score (hinge loss); spectral norm, LeakyReLU, ``BlurPool1d``
 downsampling (the anti-aliasing rule for every downsampling in our models), mean over time.
 """
