@@ -297,7 +297,8 @@ def _fit(net: CSIModel, x: np.ndarray, y: np.ndarray, train_idx: np.ndarray, val
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) if x.dtype != np.float32 else torch.from_numpy(x)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
-    history = {"train_loss": [], "val_loss": [], "val_metric": [], "metric": "accuracy" if classify else "MAE"}
+    history = {"train_loss": [], "val_loss": [], "val_metric": [], "metric": "accuracy" if classify else "MAE",
+               "epoch_seconds": []}
     best = (math.inf, 0)
     best_state = None
     stale = 0
@@ -305,6 +306,7 @@ def _fit(net: CSIModel, x: np.ndarray, y: np.ndarray, train_idx: np.ndarray, val
     bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         net.train()
+        tick = time.perf_counter()
         order = rng.permutation(train_idx)
         total, count = 0.0, 0
         for i in range(0, len(order), batch_size):
@@ -320,6 +322,7 @@ def _fit(net: CSIModel, x: np.ndarray, y: np.ndarray, train_idx: np.ndarray, val
             total += float(loss.detach()) * len(b)
             count += len(b)
         sched.step()
+        history["epoch_seconds"].append(round(time.perf_counter() - tick, 4))   # the training pass only
         history["train_loss"].append(total / max(count, 1))
         if len(val_idx):
             v_loss, v_metric = _val_scores(net, xt, yt, val_idx, loss_fn, classify, t_std)
