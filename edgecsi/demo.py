@@ -145,7 +145,7 @@ def export_model(run_dir: Path, bundle: Path, ws, *, seed: int):
     train_rows = np.flatnonzero(np.isin(run, TRAIN_RUNS))
     test_rows = np.flatnonzero(np.isin(run, TEST_RUNS))
     rng = np.random.default_rng(seed)
-    calib = ws.x[np.sort(rng.choice(train_rows, min(256, len(train_rows)), replace=False))]
+    calib = ws.x[np.sort(rng.choice(train_rows, min(1024, len(train_rows)), replace=False))]
     return export_run(run_dir, bundle, heldout=HeldOut(calibration=calib, x=ws.x[test_rows], y=ws.y[test_rows]),
                       source_formats=["esp-csi", "esp32-csi-tool"])
 

@@ -75,7 +75,7 @@ def heldout_from_run(config: dict, *, max_windows: int = 2000, seed: int = 0) ->
     if len(test_idx) > max_windows:
         test_idx = np.sort(rng.choice(test_idx, max_windows, replace=False))
     train_idx = np.asarray(sp.train)
-    calib_idx = np.sort(rng.choice(train_idx, min(len(train_idx), 256), replace=False))
+    calib_idx = np.sort(rng.choice(train_idx, min(len(train_idx), 1024), replace=False))
     y = targets(ws, config["target"])
     return HeldOut(calibration=ws.x[calib_idx], x=ws.x[test_idx], y=y[test_idx])
 
@@ -135,8 +135,9 @@ def export_run(run_dir: str | Path, out: str | Path, *, heldout: HeldOut | None 
             base_model_sha256=(config.get("adaptation") or {}).get("base_model_sha256"),
             extra={"precision": "int8" if int8_ok else "fp32", "target": config["target"],
                    "outputs_kind": config["outputs"]["kind"], "class_coords": config.get("class_coords"),
-                   "quantization": {"activation_type": quant.activation_type, "dynamic_lstm": quant.dynamic_lstm,
-                                    "candidates_p50_ms": quant.candidates}},
+                   "quantization": {"variant": quant.activation_type, "dynamic_lstm": quant.dynamic_lstm,
+                                    "candidates_p50_ms": quant.candidates,
+                                    "agreement_with_fp32": quant.agreement}},
         )
     if sign_key:
         sign_bundle(out, sign_key)

