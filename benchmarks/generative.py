@@ -73,8 +73,8 @@ def main() -> None:
     rows: list[report.Row] = []
     details: dict = {}
     timings: dict[str, float] = {}
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f}, torch {torch.__version__}, " \
-              f"{args.threads} torch thread(s)"
+    machine = (f"{platform.machine()}, {os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f}, "
+               f"torch {torch.__version__}, {args.threads} torch thread(s)")
     print(machine)
 
     if "repair" in parts:
@@ -108,7 +108,7 @@ def main() -> None:
 
     if "augmentation" in parts:
         got = report.augmentation_experiment(per_class=5, synthetic_per_class=20, seed=args.seed, ws=ws,
-                                             aae=AAEConfig(steps=100 if q else 800, latent=8, n_classes=ws.n_classes),
+                                             aae=AAEConfig(steps=100 if q else 800, latent=2, n_classes=ws.n_classes),
                                              epochs=10 if q else 60)
         rows += got
         timings["conditional AAE (augmentation)"] = got[0].seconds or 0.0
@@ -150,7 +150,8 @@ def write_markdown(path: Path, table: str, details: dict, timings: dict, machine
     if "repair" in details:
         lines += ["", "## Repair, every method (ESP32-S2 D1E, corrupted)", "",
                   "| method | rel. error, all | rel. error, missing | activity accuracy |", "|---|---|---|---|"]
-        lines += [f"| {k} | {v['all']:.3f} | {v['missing']:.3f} | {v['accuracy']:.3f} |" for k, v in details["repair"].items()]
+        lines += [f"| {k} | {v['all']:.3f} | {v['missing']:.3f} | {v['accuracy']:.3f} |"
+                  for k, v in details["repair"].items()]
     if "repair_latency_ms" in details:
         lat = details["repair_latency_ms"]
         lines += ["", "Per-window repair cost (batch 1, median of 100, ms): " +

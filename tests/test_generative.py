@@ -128,7 +128,8 @@ def test_unir_repair_beats_its_start_and_the_classical_baselines(unir):
     trained = relative_error(repair(unir["after"].model, y), x)
     assert trained < start - 0.005, (start, trained)                     # training moved it the right way
     assert trained < min(err.values()), (trained, err)                   # and past every baseline
-    assert relative_error(repair(unir["after"].model, y), x, ~keep) < relative_error(BASELINES["interpolate"](y), x, ~keep)
+    missing = relative_error(repair(unir["after"].model, y), x, ~keep)
+    assert missing < relative_error(BASELINES["interpolate"](y), x, ~keep)
     # What arrived is kept (up to the per-packet gain G divides out): no invented packets.
     x_hat = repair(unir["after"].model, y)
     ratio = x_hat[keep] / y[keep]
@@ -246,6 +247,18 @@ def test_bidirectional_translators_close_the_site_gap_and_write_a_run(base_run, 
     model, config = load_run(tmp_path / "bidir")                         # a run like any other
     assert config["model"]["name"] == "activity_cnn"
     assert 0.0 <= res.accuracy <= 1.0
+
+
+def test_edgecsi_adapt_accepts_method_bidirectional(base_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from edgecsi.cli import app
+
+    r = CliRunner().invoke(app, ["adapt", str(base_run), "--method", "bidirectional", "--target-data", "day=D2",
+                                 "--labelled-from", "sequence=D2/e01_tx_rx", "-n", "0", "--option", "steps=3",
+                                 "--max-source", "64", "--out", str(tmp_path / "cli"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["method"] == "bidirectional"
 
 
 @pytest.mark.slow

@@ -332,5 +332,6 @@ def prior_mismatch(z: np.ndarray) -> float:
     return float(np.linalg.norm(z.mean(0)) + np.linalg.norm(cov - np.eye(z.shape[1])) / np.sqrt(z.shape[1]))
 
 
-__all__ = ["AAEConfig", "AAE", "AAEResult", "train_aae", "prior_sample", "encode", "assign", "reconstruct", "sample", "augment_with_samples",
+__all__ = ["AAEConfig", "AAE", "AAEResult", "train_aae", "prior_sample", "encode", "assign", "reconstruct", "sample",
+           "augment_with_samples",
            "prior_mismatch"]

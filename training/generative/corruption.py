@@ -153,7 +153,8 @@ class CorruptionModel:
             y = torch.cat([re * c - im * s, re * s + im * c], dim=2)
         return y * self.keep_mask(theta)
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, CorruptionParams]:
+    def __call__(self, x: torch.Tensor,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, CorruptionParams]:
         theta = self.sample(x.shape[0], x.shape[1], generator)
         return self.apply(x, theta), theta
 

@@ -32,8 +32,9 @@ class ShiftEncoder(nn.Module):
         super().__init__()
         self.blur = blur
         stride = 1 if blur else 2
-        self.conv1 = nn.Conv1d(n_features, channels, kernel, stride=stride, padding=kernel // 2, padding_mode="circular")
-        self.conv2 = nn.Conv1d(channels, channels, kernel, stride=stride, padding=kernel // 2, padding_mode="circular")
+        pad = {"padding": kernel // 2, "padding_mode": "circular"}
+        self.conv1 = nn.Conv1d(n_features, channels, kernel, stride=stride, **pad)
+        self.conv2 = nn.Conv1d(channels, channels, kernel, stride=stride, **pad)
         self.pool1 = BlurPool1d(channels, taps=taps, pad="circular") if blur else nn.Identity()
         self.pool2 = BlurPool1d(channels, taps=taps, pad="circular") if blur else nn.Identity()
         self.stride = 4

@@ -15,6 +15,7 @@ and starts from the classical estimate computed inside the graph:
                                                           channels (a dead subcarrier is predicted from
                                                           the others at the same packet)
     x_hat    = obs * y * exp(-(g0 + d_gain)[t]) + (1 - obs) * (nc_fill + d_fill) * std + mean
+               (d_fill within +-3 std and d_gain within +-6 dB, through tanh)
 
 The output layer starts at zero, so an untrained G is the classical interpolation + per-packet gain
 normalisation; the adversarial training learns the corrections. Fully convolutional (any time length), no
@@ -32,12 +33,19 @@ downsampling (the anti-aliasing rule for every downsampling in our models), mean
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from edgecsi.training.generative.corruption import observed_mask
 from edgecsi.training.models.blurpool import BlurPool1d
+
+
+MAX_FILL = 3.0                              # standard deviations
+MAX_GAIN_DB = 6.0
+MAX_LOG_GAIN = MAX_GAIN_DB * math.log(10) / 20
 
 
 class _Residual(nn.Module):
@@ -120,8 +128,10 @@ class RepairNet(nn.Module):
         h = torch.relu(self.inp(torch.cat([z, obs, nc_fill, g0], dim=2).transpose(1, 2)))
         o = self.out(self.blocks(h)).transpose(1, 2)            # [b, t, f + 1]
         f = self.n_features
-        fill = (nc_fill + o[:, :, :f]) * self.input_std + self.input_mean
-        log_gain = g0 + o[:, :, f:]
+        # Bounded corrections (tanh): at most +-MAX_FILL standard deviations on a fill, +-MAX_GAIN_DB on a
+        # packet's gain -- an adversarial update can then never blow a window up.
+        fill = (nc_fill + MAX_FILL * torch.tanh(o[:, :, :f] / MAX_FILL)) * self.input_std + self.input_mean
+        log_gain = g0 + MAX_LOG_GAIN * torch.tanh(o[:, :, f:] / MAX_LOG_GAIN)
         return obs * y * torch.exp(-log_gain) + (1 - obs) * fill
 
 

@@ -157,7 +157,12 @@ def clustering_experiment(days: tuple[str, ...] = ("D2", "D3", "D4"), *, aae=Non
 # -- AAE augmentation -------------------------------------------------------------------------------------
 def augmentation_experiment(per_class: int = 5, synthetic_per_class: int = 20, *, aae=None, epochs: int = 40,
                             seed: int = 0, ws=None) -> list[Row]:
-    """Few labelled D1T windows per class: classifier without / with conditional-AAE samples (test D1E)."""
+    """Few labelled D1T windows per class: classifier without / with conditional-AAE windows (test D1E).
+
+    Two ways to make windows: decode prior samples (``mode="prior"``) or decode perturbed codes of the real
+    labelled windows (``mode="neighbourhood"``). The note gives how often a classifier trained on ALL of D1T
+    labels the synthetic windows as the class they were made for (chance 1/classes).
+    """
     from edgecsi.training.adapt.target import choose_labelled
     from edgecsi.training.datasets import load
     from edgecsi.training.datasets.splits import split_published
@@ -167,18 +172,22 @@ def augmentation_experiment(per_class: int = 5, synthetic_per_class: int = 20, *
     (sp,) = split_published(ws)
     few = choose_labelled(ws.y, np.asarray(sp.train), per_class, np.random.default_rng(seed))
     x_few, y_few = ws.x[few], ws.y[few]
-    aae = aae or AAEConfig(n_classes=ws.n_classes)
+    aae = aae or AAEConfig(latent=2, n_classes=ws.n_classes)
     res = train_aae(x_few, aae, y=y_few, seed=seed)
-    x_aug, y_aug = augment_with_samples(res.model, x_few, y_few, synthetic_per_class, seed=seed)
     x_te, y_te = ws.x[sp.test], ws.y[sp.test]
     plain = fit_small(x_few, y_few, ws.n_classes, epochs=epochs, seed=seed)
-    augmented = fit_small(x_aug, y_aug, ws.n_classes, epochs=epochs, seed=seed, stats_from=x_few)
-    gen_consistency = accuracy(plain, x_aug[len(x_few):], y_aug[len(x_few):])
-    return [Row("conditional AAE augmentation", f"ESP32-S2 D1T {per_class}/class -> D1E", "activity accuracy",
-                f"no augmentation: {_fmt(accuracy(plain, x_te, y_te))}", accuracy(augmented, x_te, y_te),
-                accuracy(plain, x_te, y_te), res.seconds,
-                f"+{synthetic_per_class}/class decoded samples; the plain model labels them as conditioned "
-                f"{gen_consistency:.0%} of the time")]
+    judge = fit_small(ws.x[sp.train], ws.y[sp.train], ws.n_classes, epochs=epochs, seed=seed)
+    base_acc = accuracy(plain, x_te, y_te)
+    rows = []
+    for mode in ("prior", "neighbourhood"):
+        x_aug, y_aug = augment_with_samples(res.model, x_few, y_few, synthetic_per_class, seed=seed, mode=mode)
+        augmented = fit_small(x_aug, y_aug, ws.n_classes, epochs=epochs, seed=seed, stats_from=x_few)
+        consistency = accuracy(judge, x_aug[len(x_few):], y_aug[len(x_few):])
+        rows.append(Row(f"conditional AAE augmentation ({mode} samples)",
+                        f"ESP32-S2 D1T {per_class}/class -> D1E", "activity accuracy",
+                        f"no augmentation: {_fmt(base_acc)}", accuracy(augmented, x_te, y_te), base_acc, res.seconds,
+                        f"+{synthetic_per_class}/class; a D1T classifier labels them as conditioned {consistency:.0%}"))
+    return rows
 
 
 def fit_small(x: np.ndarray, y: np.ndarray, n_classes: int, *, epochs: int = 40, seed: int = 0,
@@ -210,6 +219,10 @@ def fit_small(x: np.ndarray, y: np.ndarray, n_classes: int, *, epochs: int = 40,
 
 
 # -- bidirectional adaptation -----------------------------------------------------------------------------
+#: The control run: translators and critics frozen (identity), no target terms -- C_t trains on the source only.
+CONTROL = {"lr_gen": 0.0, "lr_critic": 0.0, "consistency": 0.0, "pseudo": 0.0, "semantic": 0.0, "cycle": 0.0}
+
+
 def bidirectional_experiment(work: Path, days: tuple[str, ...] = ("D2", "D3", "D4"), *, steps: int = 500,
                              classifier_epochs: int = 20, seed: int = 0, control: bool = True, ws=None) -> list[Row]:
     """Source D1T -> each day, 0 target labels; pool (excluded from the test) = the day's e01_tx_rx sequence.
@@ -236,8 +249,8 @@ def bidirectional_experiment(work: Path, days: tuple[str, ...] = ("D2", "D3", "D
         note = ""
         if control:
             ctl = adapt(base, "bidirectional", spec, out_dir=Path(work) / f"control_{day}",
-                        options={"steps": steps, "lr_gen": 0.0, "lr_critic": 0.0, "consistency": 0.0, "pseudo": 0.0, "semantic": 0.0,
-                                 "cycle": 0.0}, threads=1, max_source=400, source=ws, target_set=ws, seed=seed)
+                        options={"steps": steps, **CONTROL}, threads=1, max_source=400, source=ws, target_set=ws,
+                        seed=seed)
             note = f"same steps on source only: {_fmt(ctl.accuracy)}"
         rows.append(Row("bidirectional generation (0 target labels)", f"ESP32-S2 D1 -> {day}", "activity accuracy",
                         f"source-only: {_fmt(res.source_only_accuracy)}", res.accuracy, res.source_only_accuracy,

@@ -28,6 +28,7 @@ rose; the paper's small rates improve on it steadily.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +54,8 @@ class UNIRConfig:
     channels: int = 32
     critic_channels: int = 32
     dilations: tuple[int, ...] = (1, 2, 4, 8)
+    val_fraction: float = 0.1     # measurements held out for checkpoint selection (0: keep the last G)
+    eval_every: int = 25
 
 
 @dataclass
@@ -80,7 +83,13 @@ def train_unir(y: np.ndarray, corruption: CorruptionConfig, cfg: UNIRConfig = UN
     """Train G on measurements ``y[w, t, f]`` (missing entries 0) corrupted by ``corruption``.
 
     monitor  optional (y_check, x_clean) pair: the relative error of G(y_check) against x_clean is logged
-             every ``monitor_every`` steps under history["monitor_rel_err"] -- for reports only, never in a loss.
+             every ``monitor_every`` steps under history["monitor_rel_err"] -- for reports only, never in a loss
+             or a decision.
+
+    Checkpoint selection without clean data: ``cfg.val_fraction`` of the measurements are held out, and every
+    ``cfg.eval_every`` steps G's reconstruction term on them (fixed theta' draws) is computed; the G with the
+    lowest value is returned (the untrained G, step 0, is a candidate). Adversarial training here does not
+    settle: it drifts and jumps (measured in benchmarks/generative.py), and this held-out term rises with it.
     """
     started = time.time()
     if threads:
@@ -88,6 +97,10 @@ def train_unir(y: np.ndarray, corruption: CorruptionConfig, cfg: UNIRConfig = UN
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)
     y = np.ascontiguousarray(y, np.float32)
+    rng = np.random.default_rng(seed)
+    n_val = int(round(cfg.val_fraction * len(y))) if len(y) >= 20 else 0
+    perm = rng.permutation(len(y))
+    y_val, y = y[np.sort(perm[:n_val])], y[np.sort(perm[n_val:])]
     n, _, n_feat = y.shape
     fwd = CorruptionModel(corruption, n_feat)
     mean, std = observed_stats(y, corruption.iq)
@@ -100,13 +113,27 @@ def train_unir(y: np.ndarray, corruption: CorruptionConfig, cfg: UNIRConfig = UN
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas))
     yt = torch.from_numpy(y)
     scale = G.input_std
-    history: dict[str, list[float]] = {"step": [], "d_loss": [], "g_adv": [], "rec": []}
+    history: dict[str, list[float]] = {"step": [], "d_loss": [], "g_adv": [], "rec": [], "val_step": [],
+                                       "val_rec": []}
     if monitor is not None:
         history["monitor_step"], history["monitor_rel_err"] = [], []
-    rng = np.random.default_rng(seed)
+    val = None
+    if n_val:
+        yv = torch.from_numpy(y_val)
+        vgen = torch.Generator().manual_seed(seed + 2)
+        val = (yv, [fwd.sample(len(yv), yv.shape[1], vgen) for _ in range(2)])
+    best = (math.inf, -1, None)
     order = np.zeros(0, np.int64)
     bs = min(cfg.batch_size, n)
-    for step in range(cfg.steps):
+    for step in range(cfg.steps + 1):
+        if val is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+            score = held_out_rec(G, fwd, val[0], val[1], scale, corruption.iq)
+            history["val_step"].append(step)
+            history["val_rec"].append(score)
+            if score < best[0]:
+                best = (score, step, {k: v.detach().clone() for k, v in G.state_dict().items()})
+        if step == cfg.steps:
+            break
         if len(order) < bs:
             order = np.concatenate([order, rng.permutation(n)])
         b, order = torch.from_numpy(order[:bs]), order[bs:]
@@ -138,8 +165,27 @@ def train_unir(y: np.ndarray, corruption: CorruptionConfig, cfg: UNIRConfig = UN
         if monitor is not None and (step % monitor_every == 0 or step == cfg.steps - 1):
             history["monitor_step"].append(step)
             history["monitor_rel_err"].append(relative_error(repair(G, monitor[0]), monitor[1]))
+    if best[2] is not None:
+        G.load_state_dict(best[2])
+    history["best_step"] = [best[1]]
     G.eval()
-    return UNIRResult(G, corruption, cfg, history, time.time() - started, n)
+    return UNIRResult(G, corruption, cfg, history, time.time() - started, n + n_val)
+
+
+@torch.no_grad()
+def held_out_rec(G: RepairNet, fwd: CorruptionModel, y: torch.Tensor, thetas: list, scale: torch.Tensor,
+                 iq: bool) -> float:
+    """The G loss's reconstruction term on held-out measurements ``y`` with fixed theta' draws (eval mode)."""
+    was_training = G.training
+    G.eval()
+    obs = observed_mask(y, iq)
+    x_hat = G(y)
+    total = 0.0
+    for theta in thetas:
+        y_tilde = fwd.apply(x_hat, theta)
+        total += float(((obs * (G(y_tilde) - x_hat)).abs() / scale).sum() / obs.sum().clamp_min(1.0))
+    G.train(was_training)
+    return total / len(thetas)
 
 
 def repair(model: RepairNet, y: np.ndarray, *, batch: int = 1024) -> np.ndarray:
@@ -174,7 +220,8 @@ def save_repair(result: UNIRResult, out_dir: str | Path, *, extra: dict[str, Any
     config = {
         "format": REPAIR_FORMAT,
         "model": result.model.arch(),
-        "input": {"layout": "y[batch, time, feature] float32, missing entries 0", "n_features": result.model.n_features},
+        "input": {"layout": "y[batch, time, feature] float32, missing entries 0",
+                  "n_features": result.model.n_features},
         "output": {"layout": "x[batch, time, feature] float32, same units as the input"},
         "corruption": result.corruption.as_dict(),
         "training": {**asdict(result.config), "seconds": round(result.seconds, 2), "n_windows": result.n_windows,
