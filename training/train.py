@@ -29,13 +29,17 @@ RUN-DIRECTORY CONTRACT (the export code depends on it; change only additively)
                                  ``pipeline``: the signal-pipeline config the windows were made with
                                      (``edgecsi.edge.pipeline`` config dict) or null for data-set windows
                                  ``class_coords``: [class][x, y] metres for localization classes, or null
-                                 ``dataset``, ``split``, ``training`` (epochs, best_epoch, seed, lr ...)
+                                 ``dataset`` {name, options, n_windows, x_shape, license}
+                                 ``split`` {name, spec (the string given, or null for a Split object),
+                                     n_train, n_val, val_source, n_test}
+                                 ``training`` (epochs, epochs_run, best_epoch, seed, lr, augment, ...)
 ``<run_dir>/metrics.json``       {"test": {test name: metrics}, "val": metrics, "train": metrics, ...};
                                  metrics as in ``edgecsi.training.metrics`` -- held-out only under "test"
 ``<run_dir>/confusion.png``      confusion matrix of the main test set (classification); one
                                  ``confusion_<test>.png`` per extra test set
 ``<run_dir>/learning_curve.png`` loss per epoch (train, validation) and the validation metric
-``<run_dir>/history.json``       the per-epoch numbers behind the learning curve
+``<run_dir>/history.json``       the per-epoch numbers behind the learning curve (train_loss, val_loss,
+                                 val_metric, epoch_seconds)
 
 ``load_run(run_dir) -> (model, config)``: the model in eval mode with its weights, ``config`` the dict
 above. The model takes ``x[batch, time, feature]`` float32 and returns ``[batch, n_outputs]``;
