@@ -78,6 +78,41 @@ def test_fingerprint_shaped_models_export(name):
     np.testing.assert_allclose(session.run(None, {"x": xb.numpy()})[0], model(xb).detach().numpy(), atol=1e-4)
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_quantizes_to_int8(name, esp32, tmp_path):
+    """Static QDQ int8 (U8 activations, S8 per-channel weights) runs and follows the float model."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Windows(CalibrationDataReader):
+        def __init__(self, x):
+            self.batches = iter([{"x": x[i:i + 8]} for i in range(0, len(x), 8)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    torch.manual_seed(0)
+    model = build_model(name, n_features=56, n_time=50, n_outputs=10)
+    flat = esp32.x.reshape(-1, 56)
+    model.set_input_stats(flat.mean(axis=0), flat.std(axis=0))
+    model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.from_numpy(esp32.x[:2]),), str(tmp_path / "m.onnx"), opset_version=17,
+                          dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+        quant_pre_process(str(tmp_path / "m.onnx"), str(tmp_path / "pre.onnx"))
+        quantize_static(str(tmp_path / "pre.onnx"), str(tmp_path / "q.onnx"), Windows(esp32.x[:64]),
+                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, per_channel=True)
+    session = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])
+    held = esp32.x[200:330]
+    out = np.concatenate([session.run(None, {"x": held[:1]})[0], session.run(None, {"x": held[1:]})[0]])
+    with torch.no_grad():
+        ref = model(torch.from_numpy(held)).numpy()
+    assert np.corrcoef(ref.ravel(), out.ravel())[0, 1] > 0.99
+
+
 def test_build_model_rejects_unknown_names_and_hp():
     with pytest.raises(ValueError, match="unknown model"):
         build_model("resnet152", 10, 10, 2)
