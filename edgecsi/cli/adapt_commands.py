@@ -57,7 +57,7 @@ def adapt_command(
     seed: int = typer.Option(0, help="seed for the labelled draw and the training"),
     max_source: int = typer.Option(4000, help="cap on source windows (class-stratified)"),
     max_unlabelled: int = typer.Option(4000, help="cap on unlabelled target windows"),
-    threads: Optional[int] = typer.Option(None, help="torch threads (default min(2, cores))"),
+    threads: Optional[int] = typer.Option(None, help="torch threads (default 1: small models run fastest on one)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Adapt a trained run to a new site; writes a run directory `edgecsi export` takes."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +110,7 @@ def adapt(run_dir: str | Path, method: str, target: TargetSpec, *, out_dir: str 
 
     options       the method's config fields (``FCConfig``, ``SideConfig`` ...), strings converted
     max_source    class-stratified cap on source windows; max_unlabelled: random cap on target windows
+    threads       torch threads (default 1)
     source / target_set  already loaded data sets (saves reloading in experiment loops)
     """
     from edgecsi.training.train import evaluate, load_run
@@ -120,7 +120,9 @@ def adapt(run_dir: str | Path, method: str, target: TargetSpec, *, out_dir: str 
     m = METHODS[method]
     cfg = configure(m.config, options)
     started = time.time()
-    torch.set_num_threads(threads or min(2, os.cpu_count() or 1))
+    # One thread by default: these are small models on small batches, and on a shared 2-core machine
+    # two torch threads ran 10-100x slower than one (benchmarks/adapt.py, docs/results/adaptation.md).
+    torch.set_num_threads(threads or 1)
     run_dir, out = Path(run_dir), Path(out_dir)
     if out.resolve() == run_dir.resolve():
         raise ValueError(f"{out}: the adapted run must not overwrite the base run")
@@ -137,7 +139,9 @@ def adapt(run_dir: str | Path, method: str, target: TargetSpec, *, out_dir: str 
     split = split_target(tgt_ws, target)
     data = adapt_data(src_ws, src_idx, tgt_ws, split, max_source=max_source, max_unlabelled=max_unlabelled, seed=seed)
 
+    t_method = time.time()
     result = m.fn(base, data, cfg, seed=seed)
+    method_seconds = time.time() - t_method
     model = result.model.eval()
     test_name = f"{tgt_ws.name}:{target.target}" + (f" minus {target.pool}" if target.pool else "")
     metrics = {"task": config["task"], "target": "class",
@@ -154,7 +158,8 @@ def adapt(run_dir: str | Path, method: str, target: TargetSpec, *, out_dir: str 
     new_config["split"] = {"name": f"adapt:{test_name}", "spec": None, "n_train": int(len(split.labelled)),
                            "n_val": 0, "val_source": "none", "n_test": {test_name: int(len(split.test))}}
     new_config["training"] = {"method": method, "options": as_dict(cfg), "seed": seed, "threads": torch.get_num_threads(),
-                              "torch": torch.__version__, "seconds": round(time.time() - started, 2)}
+                              "torch": torch.__version__, "seconds": round(time.time() - started, 2),
+                              "method_seconds": round(method_seconds, 2)}
     new_config["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     _write(out, run_dir, base, model, new_config, metrics, result, target, split, data, base_sha, time.time() - started)
     return AdaptResult(run_dir=out, model=model, config=new_config, metrics=metrics)
@@ -221,6 +226,7 @@ def _write(out: Path, run_dir: Path, base: torch.nn.Module, model: torch.nn.Modu
                           "tensors": sorted(site), "parameters": int(sum(v.numel() for v in site.values())),
                           "sha256": file_sha256(out / "site.safetensors")},
         "seconds": round(seconds, 2),
+        "method_seconds": config["training"]["method_seconds"],
     }
     (out / "config.json").write_text(json.dumps(config, indent=2, default=_plain))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_plain))
