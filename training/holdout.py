@@ -15,6 +15,7 @@ TARGETS = ("class", "value", "coords")
 
 
 def resolve_target(ws: WindowSet, target: str) -> str:
+    """"class" | "value" | "coords" for this set; "auto" -> class unless the set is a regression set."""
     if target == "auto":
         return "value" if ws.is_regression else "class"
     if target not in TARGETS:
@@ -25,15 +26,18 @@ def resolve_target(ws: WindowSet, target: str) -> str:
         raise ValueError(f"{ws.name}: target 'coords' needs window coordinates (ws.coords)")
     return target
 
+
 def targets(ws: WindowSet, target: str) -> np.ndarray:
+    """int64[window] class indices, or float32[window, 1] values, or float32[window, 2] coordinates."""
     if target == "class":
         return ws.y.astype(np.int64)
     if target == "value":
         return ws.y.astype(np.float32).reshape(-1, 1)
     return ws.coords.astype(np.float32)
 
+
 def validation_part(ws: WindowSet, sp: Split, fraction: float, group: str | None,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
     """(train, val, how val was chosen): the split's own val, else carved out of split.train."""
     if len(sp.val):
         return sp.train, sp.val, "split.val"
@@ -63,7 +67,9 @@ def validation_part(ws: WindowSet, sp: Split, fraction: float, group: str | None
             is_val[members[:k]] = True
     return train[~is_val], train[is_val], f"stratified random {fraction:.0%} of split.train"
 
+
 def stratified_subsample(ws: WindowSet, idx: np.ndarray, n: int, rng: np.random.Generator, target: str) -> np.ndarray:
+    """About ``n`` of the windows ``idx``, keeping class proportions (plain random for regression)."""
     if target != "class":
         return np.sort(rng.choice(idx, n, replace=False))
     y = ws.y[idx]
@@ -73,6 +79,7 @@ def stratified_subsample(ws: WindowSet, idx: np.ndarray, n: int, rng: np.random.
         k = max(1, int(round(n * len(members) / len(idx))))
         keep.append(rng.choice(members, min(k, len(members)), replace=False))
     return np.sort(np.concatenate(keep))
+
 
 def class_coords(ws: WindowSet, train_idx: np.ndarray) -> np.ndarray | None:
     """Mean training coordinates of each class (reference-point positions), NaN where unknown."""
@@ -86,6 +93,7 @@ def class_coords(ws: WindowSet, train_idx: np.ndarray) -> np.ndarray | None:
         if len(pts):
             cc[c] = pts.mean(axis=0)
     return cc if np.isfinite(cc).any() else None
+
 
 def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
