@@ -125,89 +125,94 @@ def train(task: str, dataset: "str | WindowSet", split: "str | Split | None", mo
     """
     started = time.time()
     # One thread by default: on shared cores two threads ran an epoch 15x slower than one (spin-waits).
+    previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads or 1)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
 
-    ws, dataset_desc = _resolve_dataset(task, dataset, dataset_options)
-    sp = resolve_split(ws, split)
-    sp.check_disjoint()
-    target = resolve_target(ws, target)
-    train_idx, val_idx, val_source = validation_part(ws, sp, val_fraction, val_group, rng)
-    if target == "coords":
-        train_idx, val_idx = with_known_coords(ws, train_idx), with_known_coords(ws, val_idx)
-    if max_train_windows and len(train_idx) > max_train_windows:
-        train_idx = stratified_subsample(ws, train_idx, max_train_windows, rng, target)
-    if len(train_idx) == 0:
-        raise ValueError(f"{ws.name} [{sp.name}]: no training windows")
+        ws, dataset_desc = _resolve_dataset(task, dataset, dataset_options)
+        sp = resolve_split(ws, split)
+        sp.check_disjoint()
+        target = resolve_target(ws, target)
+        train_idx, val_idx, val_source = validation_part(ws, sp, val_fraction, val_group, rng)
+        if target == "coords":
+            train_idx, val_idx = with_known_coords(ws, train_idx), with_known_coords(ws, val_idx)
+        if max_train_windows and len(train_idx) > max_train_windows:
+            train_idx = stratified_subsample(ws, train_idx, max_train_windows, rng, target)
+        if len(train_idx) == 0:
+            raise ValueError(f"{ws.name} [{sp.name}]: no training windows")
 
-    x_all = ws.x
-    y_all = targets(ws, target)
-    n_outputs = ws.n_classes if target == "class" else (1 if target == "value" else 2)
-    name = model or DEFAULT_MODEL.get(task)
-    if name is None:
-        raise ValueError(f"no default model for task {task!r}; name one of the registry")
-    net = build_model(name, n_features=ws.x.shape[2], n_time=ws.x.shape[1], n_outputs=n_outputs, **(hp or {}))
+        x_all = ws.x
+        y_all = targets(ws, target)
+        n_outputs = ws.n_classes if target == "class" else (1 if target == "value" else 2)
+        name = model or DEFAULT_MODEL.get(task)
+        if name is None:
+            raise ValueError(f"no default model for task {task!r}; name one of the registry")
+        net = build_model(name, n_features=ws.x.shape[2], n_time=ws.x.shape[1], n_outputs=n_outputs, **(hp or {}))
 
-    mean, std = _input_stats(x_all, train_idx)
-    net.set_input_stats(mean, std)
-    t_mean = t_std = None
-    if target != "class":
-        t = y_all[train_idx].reshape(len(train_idx), -1)
-        t_mean, t_std = t.mean(axis=0), np.maximum(t.std(axis=0), 1e-6)
+        mean, std = _input_stats(x_all, train_idx)
+        net.set_input_stats(mean, std)
+        t_mean = t_std = None
+        if target != "class":
+            t = y_all[train_idx].reshape(len(train_idx), -1)
+            t_mean, t_std = t.mean(axis=0), np.maximum(t.std(axis=0), 1e-6)
 
-    history, best_epoch = _fit(net, x_all, y_all, train_idx, val_idx, target=target, t_mean=t_mean, t_std=t_std,
-                               epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                               patience=patience, rng=rng, progress=progress, desc=f"{name} {ws.name}",
-                               augment=Augment.parse(augment), seed=seed)
-    if target != "class":
-        _fold_target_scale(net.head, t_mean, t_std)
-    net.eval()
+        aug = Augment.parse(augment)
+        history, best_epoch = _fit(net, x_all, y_all, train_idx, val_idx, target=target, t_mean=t_mean, t_std=t_std,
+                                   epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                                   patience=patience, rng=rng, progress=progress, desc=f"{name} {ws.name}",
+                                   augment=aug, seed=seed)
+        if target != "class":
+            _fold_target_scale(net.head, t_mean, t_std)
+        net.eval()
 
-    rp_coords = class_coords(ws, train_idx) if target == "class" else None
-    metrics: dict[str, Any] = {"task": task, "target": target, "test": {}}
-    for test_name, idx in sp.tests().items():
-        metrics["test"][test_name] = evaluate(net, ws, idx, target, rp_coords)
-    if len(val_idx):
-        metrics["val"] = evaluate(net, ws, val_idx, target, rp_coords)
-    metrics["train"] = evaluate(net, ws, train_idx, target, rp_coords)
-    metrics["best_epoch"] = best_epoch
-    metrics["epochs_run"] = len(history["train_loss"])
+        rp_coords = class_coords(ws, train_idx) if target == "class" else None
+        metrics: dict[str, Any] = {"task": task, "target": target, "test": {}}
+        for test_name, idx in sp.tests().items():
+            metrics["test"][test_name] = evaluate(net, ws, idx, target, rp_coords)
+        if len(val_idx):
+            metrics["val"] = evaluate(net, ws, val_idx, target, rp_coords)
+        metrics["train"] = evaluate(net, ws, train_idx, target, rp_coords)
+        metrics["best_epoch"] = best_epoch
+        metrics["epochs_run"] = len(history["train_loss"])
 
-    config = {
-        "format": RUN_FORMAT,
-        "task": task,
-        "target": target,
-        "model": net.arch(),
-        "labels": list(ws.labels) if target == "class" else [],
-        "outputs": {"kind": "logits" if target == "class" else "values",
-                    "names": list(ws.labels) if target == "class" else (["count"] if target == "value" and task == "counting"
-                                                                         else ["value"] if target == "value" else ["x_m", "y_m"])},
-        "input": {"layout": INPUT_LAYOUT, "n_time": int(ws.x.shape[1]), "n_features": int(ws.x.shape[2]),
-                  "dtype": "float32", "features": ws.meta.get("features", ""), "time_axis": net.time_axis},
-        "normalisation": {"input_mean": mean.tolist(), "input_std": std.tolist(), "inside_model": True,
-                          "target_mean": None if t_mean is None else t_mean.tolist(),
-                          "target_std": None if t_std is None else t_std.tolist(),
-                          "target_folded_into_head": t_mean is not None},
-        "pipeline": pipeline_config,
-        "class_coords": None if rp_coords is None else rp_coords.tolist(),
-        "dataset": dataset_desc,
-        "split": {"name": sp.name, "spec": split if isinstance(split, str) or split is None else None, "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "val_source": val_source,
-                  "n_test": {k: int(len(v)) for k, v in sp.tests().items()}},
-        "training": {"epochs": epochs, "epochs_run": len(history["train_loss"]), "best_epoch": best_epoch,
-                     "seed": seed, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-                     "patience": patience, "val_fraction": val_fraction, "val_group": val_group,
-                     "max_train_windows": max_train_windows, "optimizer": "AdamW + cosine",
-                     "augment": None if Augment.parse(augment) is None else Augment.parse(augment).as_dict(),
-                     "loss": "cross-entropy" if target == "class" else "smooth-L1 on standardised targets",
-                     "torch": torch.__version__, "threads": torch.get_num_threads(),
-                     "seconds": round(time.time() - started, 2)},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    _write_run(out, net, config, metrics, history, ws, sp)
-    return RunResult(run_dir=out, model=net, config=config, metrics=metrics, history=history)
+        config = {
+            "format": RUN_FORMAT,
+            "task": task,
+            "target": target,
+            "model": net.arch(),
+            "labels": list(ws.labels) if target == "class" else [],
+            "outputs": {"kind": "logits" if target == "class" else "values",
+                        "names": _output_names(task, target, ws.labels)},
+            "input": {"layout": INPUT_LAYOUT, "n_time": int(ws.x.shape[1]), "n_features": int(ws.x.shape[2]),
+                      "dtype": "float32", "features": ws.meta.get("features", ""), "time_axis": net.time_axis},
+            "normalisation": {"input_mean": mean.tolist(), "input_std": std.tolist(), "inside_model": True,
+                              "target_mean": None if t_mean is None else t_mean.tolist(),
+                              "target_std": None if t_std is None else t_std.tolist(),
+                              "target_folded_into_head": t_mean is not None},
+            "pipeline": pipeline_config,
+            "class_coords": None if rp_coords is None else rp_coords.tolist(),
+            "dataset": dataset_desc,
+            "split": {"name": sp.name, "spec": split if isinstance(split, str) or split is None else None,
+                      "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "val_source": val_source,
+                      "n_test": {k: int(len(v)) for k, v in sp.tests().items()}},
+            "training": {"epochs": epochs, "epochs_run": len(history["train_loss"]), "best_epoch": best_epoch,
+                         "seed": seed, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+                         "patience": patience, "val_fraction": val_fraction, "val_group": val_group,
+                         "max_train_windows": max_train_windows, "optimizer": "AdamW + cosine",
+                         "augment": None if aug is None else aug.as_dict(),
+                         "loss": "cross-entropy" if target == "class" else "smooth-L1 on standardised targets",
+                         "torch": torch.__version__, "threads": torch.get_num_threads(),
+                         "seconds": round(time.time() - started, 2)},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        _write_run(out, net, config, metrics, history, ws, sp)
+        return RunResult(run_dir=out, model=net, config=config, metrics=metrics, history=history)
+    finally:
+        torch.set_num_threads(previous_threads)   # leave the caller's setting as it was
 
 
 def load_run(run_dir: str | Path) -> tuple[CSIModel, dict]:
@@ -273,11 +278,21 @@ def _resolve_dataset(task: str, dataset, options: dict | None) -> tuple[WindowSe
 
 def _input_stats(x: np.ndarray, idx: np.ndarray, max_windows: int = 20000) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and std over windows and time of the training part (float64 accumulation)."""
-    sample = idx if len(idx) <= max_windows else np.sort(np.random.default_rng(0).choice(idx, max_windows, replace=False))
+    if len(idx) > max_windows:
+        idx = np.sort(np.random.default_rng(0).choice(idx, max_windows, replace=False))
+    sample = idx
     flat = x[sample].reshape(-1, x.shape[2]).astype(np.float64)
     return flat.mean(axis=0), np.maximum(flat.std(axis=0), 1e-6)
 
 
+
+
+def _output_names(task: str, target: str, labels: list[str]) -> list[str]:
+    if target == "class":
+        return list(labels)
+    if target == "value":
+        return ["count"] if task == "counting" else ["value"]
+    return ["x_m", "y_m"]
 
 
 def _fold_target_scale(head: nn.Linear, mean: np.ndarray, std: np.ndarray) -> None:
