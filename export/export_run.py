@@ -75,7 +75,7 @@ def heldout_from_run(config: dict, *, max_windows: int = 2000, seed: int = 0) ->
     if len(test_idx) > max_windows:
         test_idx = np.sort(rng.choice(test_idx, max_windows, replace=False))
     train_idx = np.asarray(sp.train)
-    calib_idx = np.sort(rng.choice(train_idx, min(len(train_idx), 1024), replace=False))
+    calib_idx = np.sort(rng.choice(train_idx, min(len(train_idx), 2048), replace=False))
     y = targets(ws, config["target"])
     return HeldOut(calibration=ws.x[calib_idx], x=ws.x[test_idx], y=y[test_idx])
 

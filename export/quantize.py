@@ -92,7 +92,7 @@ def _agreement(reference: np.ndarray, out: np.ndarray) -> float:
 
 
 def quantize_model(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray, *,
-                   max_calibration: int = 256, seed: int = 0, tolerance: float = 0.002) -> QuantizedModel:
+                   max_calibration: int = 256, seed: int = 0, tolerance: float = 0.001) -> QuantizedModel:
     """Quantize ``fp32_path`` to ``out_path``; returns which variant won and why.
 
     ``calibration`` are real training-side windows: up to ``max_calibration`` of them
