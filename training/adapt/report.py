@@ -283,7 +283,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the markdown tables here")
     args = ap.parse_args(argv)
     if not args.table_only:
-        run_grid(args.work, args.protocols.split(","), tuple(args.methods.split(",")), threads=args.threads)
+        run_grid(args.work, args.protocols.split(","), tuple(m for m in args.methods.split(",") if m),
+                 threads=args.threads)
     table = markdown(read_grid(args.work / "grid.jsonl"))
     print(table)
     if args.out:
