@@ -51,6 +51,8 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {PARTS}")
     ap.add_argument("--quick", action="store_true", help="short runs (a smoke test of this script)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--unir-steps", type=int, default=300,
+                    help="UNIR training steps (the held-out reconstruction term picks the checkpoint)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -78,7 +80,7 @@ def main() -> None:
     print(machine)
 
     if "repair" in parts:
-        steps = 60 if q else 1500
+        steps = 60 if q else args.unir_steps
         out = report.repair_experiment(work / "repair", unir=UNIRConfig(steps=steps), seed=args.seed, ws=ws,
                                        classifier_epochs=5 if q else 30)
         rows += out.rows

@@ -365,7 +365,7 @@ def test_unir_full_run_beats_interpolation_downstream(tmp_path):
     from edgecsi.training.generative.report import repair_experiment
     from edgecsi.training.generative.unir import UNIRConfig
 
-    out = repair_experiment(tmp_path, unir=UNIRConfig(steps=400))
+    out = repair_experiment(tmp_path, unir=UNIRConfig())
     e = out.errors
     assert e["UNIR"]["all"] < e["interpolate+gain"]["all"]
     assert e["UNIR"]["accuracy"] >= e["none"]["accuracy"]

@@ -25,7 +25,7 @@ def repair_train_command(
     corruption: str = typer.Option("", "--corruption", "-c",
                                    help="corruption model, e.g. 'packet_loss=0.2,burst=3,subcarrier_drop=0.1,agc_db=1'"),
     simulate: bool = typer.Option(True, help="corrupt the data set's windows with the corruption model first"),
-    steps: int = typer.Option(400, help="UNIR training steps"),
+    steps: int = typer.Option(300, help="UNIR training steps"),
     seed: int = typer.Option(0),
     onnx: bool = typer.Option(True, help="also export repair.onnx (dynamic batch and time) and check it"),
     threads: int = typer.Option(1, help="torch threads"),

@@ -5,7 +5,7 @@ cluster an unlabelled site, bridge two sites, and resample without aliasing.
                                              export_repair_onnx, train_aae, AAEConfig, encode)
 
     y, keep = corrupt(x, CorruptionConfig(packet_loss=0.2, burst=3, subcarrier_drop=0.1, agc_db=1.0), seed=0)
-    result = train_unir(y_train, CorruptionConfig(), UNIRConfig(steps=1500))   # corrupted windows only
+    result = train_unir(y_train, CorruptionConfig(), UNIRConfig(steps=300))    # corrupted windows only
     x_hat = repair(result.model, y)                                           # [w, t, f] -> [w, t, f]
     export_repair_onnx(result.model, "repair.onnx")     # gateway: edgecsi.edge.repair.OnnxRepair
 

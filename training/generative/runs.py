@@ -1,6 +1,6 @@
 """What the ``edgecsi generative`` commands run: train / apply / export a repair model, cluster a site.
 
-    summary = train_repair_run("esp32s2_temporal_har_geotecinit", "day=D1", out_dir="runs/repair", steps=400)
+    summary = train_repair_run("esp32s2_temporal_har_geotecinit", "day=D1", out_dir="runs/repair", steps=300)
     x = apply_repair("runs/repair", y)                  # torch, or onnx=True for the exported file
     report = cluster_site("esp32s2_temporal_har_geotecinit", "day=D2", steps=600)
 
@@ -53,7 +53,7 @@ def load_windows(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def train_repair_run(dataset: str | None, filters: str | None, *, out_dir: str | Path, corruption: str = "",
-                     simulate: bool = True, windows: str | Path | None = None, steps: int = 400, seed: int = 0,
+                     simulate: bool = True, windows: str | Path | None = None, steps: int = 300, seed: int = 0,
                      holdout: float = 0.2, export: bool = True, threads: int = 1) -> RepairRunSummary:
     """Train a UNIR repair model and write ``out_dir`` (``save_repair`` layout, plus ``repair.onnx``).
 
