@@ -88,9 +88,37 @@ class _Model:
         self.labels = bundle.labels
         self.task = bundle.task
         self.target = bundle.manifest.get("target", "class")
+        self.site_head_error = ""
+        try:
+            self.site_head = self._site_head(bundle)
+        except Exception as exc:  # a stale or damaged head: run the base model alone, and say why
+            self.site_head, self.site_head_error = None, str(exc)
+
+    @staticmethod
+    def _site_head(bundle: Bundle):
+        """The installer's calibrated head (``edgecsi calibrate``), if one was fitted for this model."""
+        from edgecsi.edge.calibration import HEAD_JSON, SiteHead
+        from edgecsi.edge.site_calibration import SITE_DIR, base_model_sha256
+
+        site = bundle.path / SITE_DIR
+        if not (site / HEAD_JSON).exists():
+            return None
+        # Raises for a head fitted on another base model: a stale head must not be blended in.
+        return SiteHead.load(site, base_model_sha256(bundle))
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(self.output_names[:1], {self.input_name: x})[0]
+        """Logits, or with a site head the log of the blended probabilities (same argmax semantics)."""
+        if self.site_head is None or "embedding" not in self.output_names:
+            return self.session.run(self.output_names[:1], {self.input_name: x})[0]
+        from edgecsi.edge.calibration import softmax
+
+        logits, embedding = self.session.run(["logits", "embedding"], {self.input_name: x})
+        p = self.site_head.blend(softmax(logits), embedding)
+        return np.log(np.clip(p, 1e-12, 1.0))
+
+
+def _head_identity(head) -> tuple | None:
+    return None if head is None else (head.version, head.created, head.base_model_sha256)
 
 
 class Agent:
@@ -165,9 +193,10 @@ class Agent:
         """Verify and switch to the bundle now at the bundle path; keep the old one on any failure."""
         try:
             bundle = self._load(min_version=self.model.bundle.version)
-            if bundle.manifest_sha256 == self.model.bundle.manifest_sha256:
-                return True
             new = _Model(bundle, self.options.threads)
+            if (bundle.manifest_sha256 == self.model.bundle.manifest_sha256
+                    and _head_identity(new.site_head) == _head_identity(self.model.site_head)):
+                return True
         except Exception as exc:  # a bad bundle must never stop detection
             self.counters["reload_failures"] += 1
             self.last_reload_error = str(exc)
@@ -375,6 +404,10 @@ class Agent:
 
         info = describe(self.model.bundle)
         info.pop("pipeline", None)
+        head = self.model.site_head
+        info["site_head_error"] = self.model.site_head_error
+        info["site_head"] = None if head is None else {"version": head.version, "created": head.created,
+                                                       "alpha": head.alpha, "labels_seen": int(np.sum(head.seen))}
         return info
 
     # -- lifecycle --------------------------------------------------------------------------

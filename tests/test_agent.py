@@ -296,3 +296,52 @@ def test_systemd_notify_ready_and_watchdog_over_a_real_unix_socket(nexmon_bundle
     assert messages.index("READY=1") < messages.index("WATCHDOG=1")
     assert messages.count("WATCHDOG=1") >= 3  # pinged at half the watchdog period
     assert any(m.startswith("STATUS=running bundle version 10") for m in messages)
+
+
+def test_site_head_from_edgecsi_calibrate_is_blended_in(nexmon_bundle, nexmon_capture, tmp_path):
+    """The installer labels site windows; the agent blends the numpy head with the base model."""
+    from edgecsi.edge.bundle import load_bundle
+    from edgecsi.edge.pipeline.pipeline import build_pipeline
+    from edgecsi.edge.pipeline.streams import split_streams
+    from edgecsi.edge.site_calibration import calibrate
+
+    live = tmp_path / "live"
+    shutil.copytree(nexmon_bundle, live)
+    pipeline = build_pipeline(load_bundle(live).pipeline_config)
+    batch = read(nexmon_capture).batch
+    half = len(batch) // 2
+    files = []
+    for name, part in (("first", batch.select(slice(0, half))), ("second", batch.select(slice(half, None)))):
+        x = np.concatenate([pipeline.transform(s) for s in split_streams(part).values()])
+        np.savez(tmp_path / f"{name}.npz", x=x)
+        files.append(tmp_path / f"{name}.npz")
+    first_end = float(batch.time[half - 1])
+
+    def present_share(bundle) -> tuple[float, dict]:
+        events = []
+        agent = Agent(AgentOptions(bundle=bundle, sources=[f"file:{nexmon_capture}?speed=0"], http=None,
+                                   stdout=False, every_window=True, max_queue=100000, watch_s=0),
+                      on_event=events.append)
+        stats = agent.run(install_signals=False)
+        first = [e for e in events if e.kind == "window" and e.time <= first_end]
+        return np.mean([e.raw == "present" for e in first]), agent.bundle_info()
+
+    before, info = present_share(live)
+    assert info["site_head"] is None
+    # This site sees it the other way round: the installer labels the first half "present".
+    report = calibrate(live, [(files[0], "present"), (files[1], "empty")])
+    assert report.head is not None and (live / "site" / "head.json").exists()
+    after, info = present_share(live)
+    assert info["site_head"]["version"] == 1 and info["site_head_error"] == ""
+    assert after > before + 0.5, (before, after)
+
+    # A head fitted for another base model is not blended in: the base model runs alone and says why.
+    other = tmp_path / "other"
+    shutil.copytree(nexmon_bundle, other)
+    head = json.loads((live / "site" / "head.json").read_text())
+    head["base_model_sha256"] = "0" * 64
+    shutil.copytree(live / "site", other / "site")
+    (other / "site" / "head.json").write_text(json.dumps(head))
+    stale, info = present_share(other)
+    assert info["site_head"] is None and "refit" in info["site_head_error"]
+    assert stale == pytest.approx(before)
