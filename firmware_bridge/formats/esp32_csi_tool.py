@@ -50,9 +50,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecsi.errors import BadPackets, ParseError
+from edgecsi.errors import ParseError
 from edgecsi.firmware_bridge.capture import Capture
 from edgecsi.firmware_bridge.formats import esp_buffer_layout as layout
+from edgecsi.firmware_bridge.formats.esp_dialect import LineDialect, slices
 from edgecsi.firmware_bridge.formats import esp_int_lists, esp_lines, esp_text
 from edgecsi.firmware_bridge.formats.esp_rows import (Columns, Rows, build_batches, int_columns, layout_keys,
                                                       one_row, out_of_range, packet_time, unwrap_u32)
@@ -109,13 +110,6 @@ def sniff(head: bytes) -> bool:
     except Exception:  # a sniffer never raises
         return False
     return False
-
-
-def _check_ltf(ltf: str) -> int:
-    try:
-        return layout.LTF_NAMES[ltf]
-    except KeyError:
-        raise ValueError(f"ltf must be one of {', '.join(layout.LTF_NAMES)}, got {ltf!r}") from None
 
 
 # ---------------------------------------------------------------- per-line parser
@@ -202,7 +196,7 @@ def _text_column(data: bytes, buf: np.ndarray, begin: np.ndarray, end: np.ndarra
         raw = buf[begin[:, None] + np.arange(length[0])]
         if (raw == raw[0]).all():
             return np.full(length.shape[0], data[begin[0]:end[0]].decode("utf-8", "replace"))
-    texts = _slices(data, begin, end)
+    texts = slices(data, begin, end)
     decoded = {t: t.decode("utf-8", "replace") for t in set(texts)}
     return np.array([decoded[t] for t in texts])
 
@@ -210,14 +204,10 @@ def _text_column(data: bytes, buf: np.ndarray, begin: np.ndarray, end: np.ndarra
 _WIDTH = {True: len(NUMERIC_NEW) + 3, False: len(NUMERIC_OLD) + 3}  # commas before '['
 
 
-def _slices(data: bytes, begin: np.ndarray, end: np.ndarray) -> list[bytes]:
-    return list(map(data.__getitem__, map(slice, begin.tolist(), end.tolist())))
-
-
 def _host_times(data: bytes, after: np.ndarray, end: np.ndarray) -> np.ndarray | None:
     """Appended host times (``",1612345678.123"``, then maybe ``"\r"``) between ``after`` and
     ``end`` -> float64 per row, or None unless all are canonical."""
-    tails = [t.rstrip(b"\r") for t in _slices(data, after, end)]
+    tails = [t.rstrip(b"\r") for t in slices(data, after, end)]
     if not all(t.startswith(b",") for t in tails):
         return None
     times = esp_text.parse_numeric_rows([t[1:] + b"," for t in tails], 1, float_col=0)
@@ -274,7 +264,7 @@ def _fast(text: esp_lines.TextLines, numbers: np.ndarray) -> tuple[list[Rows], l
             idx = stack.pop()
             at = rows[idx]
             names = NUMERIC_NEW if new else NUMERIC_OLD
-            table = esp_text.parse_numeric_rows(_slices(data, mac_end[at] + 1, open_[at]), len(names),
+            table = esp_text.parse_numeric_rows(slices(data, mac_end[at] + 1, open_[at]), len(names),
                                                 float_col=names.index("real_timestamp") if new else None)
             if table is not None:
                 if idx.shape[0] == rows.shape[0]:  # every line canonical: the values are already in order
@@ -352,6 +342,10 @@ def _batches(rows: Rows, *, ltf: int, chip: str | None, received: float | None) 
 # ---------------------------------------------------------------- public API
 
 
+_DIALECT = LineDialect(NAME, "not_esp32_csi_tool", _HEADER, FIELDS, TEXT, fast=_fast, parse_one=_parse_one,
+                       reasons=_reasons, batches=_batches)
+
+
 def read(data: bytes, *, source: str = "", ltf: str = "lltf", chip: str | None = None) -> Capture:
     """A whole ESP32-CSI-Tool capture; bad lines are counted in ``Capture.bad`` (with line numbers).
 
@@ -360,32 +354,7 @@ def read(data: bytes, *, source: str = "", ltf: str = "lltf", chip: str | None =
     "esp32"; the first-word mask applies to "esp32" only).
     Raises ParseError only when the input holds no CSI_DATA line and no header row.
     """
-    want = _check_ltf(ltf)
-    data = bytes(data)
-    bad = BadPackets()
-    text = esp_lines.TextLines(data, marks=b"[],")
-    fast, other, junk = text.sort(_HEADER)
-    if not fast.size and not other:
-        if not any(text.line(i).strip(b" \t\r\n\x00").startswith(_HEADER) for i in range(1, len(text) + 1)):
-            raise ParseError("not_esp32_csi_tool", "no CSI_DATA line", source=source, offset=0)
-    for i in junk:
-        bad.add(ParseError("not_csi", f"{text.line(i)[:40]!r}", source=source, line=i))
-    parts, slow = _fast(text, fast)
-    for i in sorted(slow + other):
-        try:
-            parts.append(_parse_one(text.line(i), i, source))
-        except ParseError as exc:
-            bad.add(exc)
-    rows = Rows.concat(parts).sorted_by_line() if parts else Rows.empty(FIELDS, TEXT)
-    reasons = _reasons(rows)
-    if reasons:
-        keep = np.ones(len(rows), dtype=bool)
-        for k, reason, detail in reasons:
-            if keep[k]:
-                bad.add(ParseError(reason, detail, source=source, line=int(rows.line[k])))
-            keep[k] = False
-        rows = rows.take(keep)
-    return Capture(format=NAME, source=source, batches=_batches(rows, ltf=want, chip=chip, received=None), bad=bad)
+    return _DIALECT.read(data, source=source, ltf=ltf, chip=chip)
 
 
 def parse_line(line: str | bytes, *, received: float | None = None, source: str = "", line_no: int | None = None,
@@ -395,10 +364,5 @@ def parse_line(line: str | bytes, *, received: float | None = None, source: str 
     ``received``: host receive time (seconds); used as ``time`` unless the line
     carries an appended host time.
     """
-    want = _check_ltf(ltf)
-    rows = _parse_one(line, line_no, source)
-    reasons = _reasons(rows)
-    if reasons:
-        _, reason, detail = reasons[0]
-        raise ParseError(reason, detail, source=source, line=line_no)
-    return _batches(rows, ltf=want, chip=chip, received=received)[0]
+    return _DIALECT.parse_line(line, received=received, source=source, line_no=line_no, ltf=ltf,
+                               chip=chip)

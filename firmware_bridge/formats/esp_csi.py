@@ -52,9 +52,10 @@ import binascii
 
 import numpy as np
 
-from edgecsi.errors import BadPackets, ParseError
+from edgecsi.errors import ParseError
 from edgecsi.firmware_bridge.capture import Capture
 from edgecsi.firmware_bridge.formats import esp_buffer_layout as layout
+from edgecsi.firmware_bridge.formats.esp_dialect import LineDialect, slices
 from edgecsi.firmware_bridge.formats import esp_int_lists, esp_lines, esp_text
 from edgecsi.firmware_bridge.formats.esp_rows import (Columns, Rows, build_batches, int_column, int_columns,
                                                       layout_keys, one_row, out_of_range, packet_time, unwrap_u32)
@@ -123,13 +124,6 @@ def sniff(head: bytes) -> bool:
     except Exception:  # a sniffer never raises
         return False
     return False
-
-
-def _check_ltf(ltf: str) -> int:
-    try:
-        return layout.LTF_NAMES[ltf]
-    except KeyError:
-        raise ValueError(f"ltf must be one of {', '.join(layout.LTF_NAMES)}, got {ltf!r}") from None
 
 
 # ---------------------------------------------------------------- per-line parser
@@ -230,10 +224,6 @@ def _rows(line_no: np.ndarray, seq: np.ndarray, table: np.ndarray, values: np.nd
     return Rows(line_no, fields, mac, {"target": np.full(n, "")}, values, counts)
 
 
-def _slices(data: bytes, begin: np.ndarray, end: np.ndarray) -> list[bytes]:
-    return list(map(data.__getitem__, map(slice, begin.tolist(), end.tolist())))
-
-
 def _fast(text: esp_lines.TextLines, numbers: np.ndarray) -> tuple[list[Rows], list[int]]:
     """Canonical classic and C5/C6 lines (``text`` scanned with marks ``b"[],"``) -> Rows;
     returns (row tables, line numbers for the per-line parser).
@@ -267,7 +257,7 @@ def _fast(text: esp_lines.TextLines, numbers: np.ndarray) -> tuple[list[Rows], l
     host = np.full(n, np.nan)
     tail = np.flatnonzero(ok & (close + 2 != end))
     if tail.size:  # appended host time: ",1612345678.123" (then maybe "\r")
-        tails = [t.rstrip(b"\r") for t in _slices(data, close[tail] + 2, line_end[tail])]
+        tails = [t.rstrip(b"\r") for t in slices(data, close[tail] + 2, line_end[tail])]
         times = None
         if all(t.startswith(b",") for t in tails):
             times = esp_text.parse_numeric_rows([t[1:] + b"," for t in tails], 1, float_col=0)
@@ -290,15 +280,15 @@ def _fast(text: esp_lines.TextLines, numbers: np.ndarray) -> tuple[list[Rows], l
         stack = [group] if group.size else []
         while stack:
             at = stack.pop()
-            seq = esp_text.parse_numeric_rows(_slices(data, start[at] + 9, seq_end[at] + 1), 1)
+            seq = esp_text.parse_numeric_rows(slices(data, start[at] + 9, seq_end[at] + 1), 1)
             table = None if seq is None else \
-                esp_text.parse_numeric_rows(_slices(data, mac_end[at] + 1, open_[at] - 1), len(LAYOUTS[k]) - 3)
+                esp_text.parse_numeric_rows(slices(data, mac_end[at] + 1, open_[at] - 1), len(LAYOUTS[k]) - 3)
             got = None
             if table is not None and k == CLASSIC:
                 i = np.searchsorted(classic, at)
                 got = values[esp_lines.ranges(first_value[i], first_value[i] + counts[i])], counts[i]
             elif table is not None:
-                got = esp_text.parse_values(_slices(data, open_[at] + 1, close[at]), b",", terminated=False,
+                got = esp_text.parse_values(slices(data, open_[at] + 1, close[at]), b",", terminated=False,
                                             max_digits=4)
             if got is not None:
                 parts.append(_rows(numbers[at], seq[:, 0], table, *got, mac[at], host[at], k))
@@ -392,6 +382,10 @@ def _batches(rows: Rows, *, ltf: int, chip: str | None, received: float | None) 
 # ---------------------------------------------------------------- public API
 
 
+_DIALECT = LineDialect(NAME, "not_esp_csi", _HEADER, FIELDS, TEXT, fast=_fast, parse_one=_parse_one,
+                       reasons=_reasons, batches=_batches)
+
+
 def read(data: bytes, *, source: str = "", ltf: str = "lltf", chip: str | None = None) -> Capture:
     """A whole esp-csi capture (any of the three layouts, mixed); bad lines are counted in ``Capture.bad``.
 
@@ -400,32 +394,7 @@ def read(data: bytes, *, source: str = "", ltf: str = "lltf", chip: str | None =
     row instead of "esp32" (classic, console) / "esp32c5c6" (15 columns).
     Raises ParseError only when the input holds no CSI_DATA line and no header row.
     """
-    want = _check_ltf(ltf)
-    data = bytes(data)
-    bad = BadPackets()
-    text = esp_lines.TextLines(data, marks=b"[],")
-    fast, other, junk = text.sort(_HEADER)
-    if not fast.size and not other:
-        if not any(text.line(i).strip(b" \t\r\n\x00").startswith(_HEADER) for i in range(1, len(text) + 1)):
-            raise ParseError("not_esp_csi", "no CSI_DATA line", source=source, offset=0)
-    for i in junk:
-        bad.add(ParseError("not_csi", f"{text.line(i)[:40]!r}", source=source, line=i))
-    parts, slow = _fast(text, fast)
-    for i in sorted(slow + other):
-        try:
-            parts.append(_parse_one(text.line(i), i, source))
-        except ParseError as exc:
-            bad.add(exc)
-    rows = Rows.concat(parts).sorted_by_line() if parts else Rows.empty(FIELDS, TEXT)
-    reasons = _reasons(rows)
-    if reasons:
-        keep = np.ones(len(rows), dtype=bool)
-        for k, reason, detail in reasons:
-            if keep[k]:
-                bad.add(ParseError(reason, detail, source=source, line=int(rows.line[k])))
-            keep[k] = False
-        rows = rows.take(keep)
-    return Capture(format=NAME, source=source, batches=_batches(rows, ltf=want, chip=chip, received=None), bad=bad)
+    return _DIALECT.read(data, source=source, ltf=ltf, chip=chip)
 
 
 def parse_line(line: str | bytes, *, received: float | None = None, source: str = "", line_no: int | None = None,
@@ -435,11 +404,5 @@ def parse_line(line: str | bytes, *, received: float | None = None, source: str 
     ``received``: host receive time (seconds); used as ``time`` unless the line
     carries an appended host time.
     """
-    want = _check_ltf(ltf)
-    rows = _parse_one(line, line_no, source)
-    reasons = _reasons(rows)
-    if reasons:
-        _, reason, detail = reasons[0]
-        raise ParseError(reason, detail, source=source, line=line_no)
-    return _batches(rows, ltf=want, chip=chip, received=received)[0]
-
+    return _DIALECT.parse_line(line, received=received, source=source, line_no=line_no, ltf=ltf,
+                               chip=chip)
