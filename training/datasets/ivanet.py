@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecsi.firmware_bridge.formats import intel5300
+
 from edgecsi.training.datasets.base import WindowSet
 
 NAME = "ivanet_csi_ips_2020_21"
@@ -113,29 +115,13 @@ def read_period_details(path: Path) -> dict[str, tuple[str, str]]:
 
 
 def scaled_csi(csi: np.ndarray, rssi: np.ndarray, agc: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """Intel 5300 get_scaled_csi for Ntx = 2, vectorised (spec csi-formats.md section 4.4).
+    """Intel 5300 get_scaled_csi on this set's ``csi[packet, tx, rx, subcarrier]`` layout.
 
-    csi    complex64[packet, tx, rx, subcarrier] raw values
-    rssi   uint8[packet, 3] rssi_a, rssi_b, rssi_c (0 = chain absent); agc uint8[packet]; noise int8[packet]
-    returns complex64[packet, tx, rx, subcarrier] channel H (SNR-normalised).
+    rssi uint8[packet, 3] rssi_a, rssi_b, rssi_c (0 = chain absent); agc uint8[packet]; noise int8[packet].
+    The Intel reader's implementation, which takes ``[packet, rx, tx, subcarrier]``.
     """
-    n_tx, n_rx = csi.shape[1], csi.shape[2]
-    r = rssi.astype(np.float64)
-    rssi_mag = np.where(r != 0, 10.0 ** (r / 10.0), 0.0).sum(axis=1)
-    with np.errstate(divide="ignore"):
-        total_rss = 10.0 * np.log10(rssi_mag) - 44.0 - agc.astype(np.float64)
-    csi_pwr = (np.abs(csi.reshape(len(csi), -1)).astype(np.float64) ** 2).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = 10.0 ** (total_rss / 10.0) / (csi_pwr / 30.0)
-    noise_db = np.where(noise == -127, -92.0, noise.astype(np.float64))
-    total_noise = 10.0 ** (noise_db / 10.0) + scale * (n_rx * n_tx)
-    factor = np.sqrt(scale / total_noise)
-    if n_tx == 2:
-        factor *= np.sqrt(2.0)
-    elif n_tx == 3:
-        factor *= np.sqrt(10.0 ** 0.45)
-    factor = np.nan_to_num(factor, nan=0.0, posinf=0.0)     # all-zero CSI or no RSSI: no channel
-    return (csi * factor[:, None, None, None]).astype(np.complex64)
+    swapped = np.swapaxes(csi, 1, 2)
+    return np.swapaxes(intel5300.scaled_csi(swapped, rssi, agc, noise), 1, 2)
 
 
 def _scaled(raw, rssi, agc, noise, rows: np.ndarray, representation: str) -> np.ndarray:
