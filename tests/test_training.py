@@ -137,6 +137,40 @@ def test_majority_vote_per_walk_through():
     assert vote.tolist() == [1, 0]      # a: 2 of 3 windows say 1; b: a tie broken by summed probability
 
 
+def test_ensemble_combine_is_the_mean_of_its_members():
+    from edgecsi.training.models import combine
+
+    torch.manual_seed(0)
+    members = [build_model("count_dnn", 56, 50, 3).eval() for _ in range(3)]
+    ens = combine(members)
+    x = torch.randn(4, 50, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(ens(x), torch.stack([m(x) for m in members]).mean(0))
+        torch.testing.assert_close(ens.head(ens.embed(x)), ens(x))
+    rebuilt = build_model("ensemble", 56, 50, 3, **ens.arch()["hp"])
+    rebuilt.load_state_dict(ens.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(x), ens(x))
+
+
+def test_standardise_per_domain_uses_each_groups_own_statistics():
+    from edgecsi.training.datasets.base import WindowSet
+    from edgecsi.training.domain_norm import standardise_per_domain
+
+    rng = np.random.default_rng(0)
+    day = np.repeat(["d1", "d2"], 20)
+    x = rng.normal(size=(40, 3, 4)).astype(np.float32) + np.where(day == "d1", 5.0, -7.0)[:, None, None]
+    ws = WindowSet(name="t", task="counting", x=x, y=np.zeros(40, np.float32), labels=[], domains={"day": day})
+    out = standardise_per_domain(ws, by=("day",))
+    for d in ("d1", "d2"):
+        flat = out.x[day == d].reshape(-1, 4)
+        np.testing.assert_allclose(flat.mean(0), 0, atol=1e-5)
+        np.testing.assert_allclose(flat.std(0), 1, atol=1e-4)
+    assert ws.x[0, 0, 0] == x[0, 0, 0] and out.meta["per_domain_standardised"] == ["day"]
+    with pytest.raises(ValueError, match="no domain column"):
+        standardise_per_domain(ws, by=("room",))
+
+
 # -- train / run directory -----------------------------------------------------------------------
 def test_tiny_run_on_real_windows_beats_chance_and_reloads(esp32, tmp_path):
     from safetensors.torch import load_file

@@ -18,6 +18,8 @@ Every model: input ``x[batch, time, feature]`` float32; ``embed``; ``head``; ``a
 | activity_cnn  | cnn1d.py               | activity (plain 1D-CNN over time)          | any         |
 | object_cnn    | concealed.py           | concealed metal/liquid, + majority_vote    | any         |
 | side_tuned    | side_tuned.py          | site adaptation: frozen base + side network| base & side |
+| motion_cnn    | motion.py              | person-independent activity (per-window motion features) | any |
+| ensemble      | ensemble.py            | K members of one family, outputs averaged (``combine``) | as base |
 """
 
 from __future__ import annotations
@@ -25,13 +27,16 @@ from __future__ import annotations
 from edgecsi.training.models.base import INPUT_LAYOUT, CSIModel
 from edgecsi.training.models.cnn1d import CNN1D, ActivityCNN
 from edgecsi.training.models.cnn_bilstm import CNNBiLSTM
+from edgecsi.training.models.ensemble import Ensemble, combine
 from edgecsi.training.models.concealed import ObjectCNN, majority_vote
 from edgecsi.training.models.mlp import MLP, CountDNN
+from edgecsi.training.models.motion import MotionCNN
 from edgecsi.training.models.presence import PresenceCNN
 from edgecsi.training.models.side_tuned import SideTuned
 
 MODELS: dict[str, type[CSIModel]] = {
-    cls.name: cls for cls in (CNN1D, MLP, PresenceCNN, CountDNN, CNNBiLSTM, ActivityCNN, ObjectCNN, SideTuned)
+    cls.name: cls for cls in (CNN1D, MLP, PresenceCNN, CountDNN, CNNBiLSTM, ActivityCNN, ObjectCNN, SideTuned,
+                MotionCNN, Ensemble)
 }
 
 #: The model ``train`` uses when none is named, per task.
@@ -59,4 +64,4 @@ def build_from_arch(arch: dict) -> CSIModel:
 
 
 __all__ = ["INPUT_LAYOUT", "CSIModel", "MODELS", "DEFAULT_MODEL", "build_model", "build_from_arch",
-           "majority_vote"]
+           "majority_vote", "combine"]

@@ -1,0 +1,81 @@
+"""``ensemble``: K members of one zoo family whose outputs are averaged, as ONE exportable model.
+
+    members = [train(..., "count_dnn", seed=s, ...).model for s in range(5)]
+    model = combine(members)             # model(x) == mean(member(x) for member in members)
+
+Seed ensembles cut the day-to-day variance of the small Wi-CaL models (see docs/results/training.md).
+The contract of every zoo model holds: ``embed(x)`` is the concatenation of the members' embeddings
+``[batch, K * member.embed_dim]`` and ``head`` is one ``nn.Linear`` initialised to the block matrix
+``[W_1 ... W_K] / K`` with bias ``mean(b_k)``, so ``head(embed(x))`` is exactly the average of the
+members' outputs (logits for classification, values in real units for regression: a member's target
+scale is already folded into its own head). Each member keeps its own input normalisation buffers;
+``set_input_stats`` sets them all. ``replace_head`` / adaptation work as for any model.
+Trained through ``train(..., "ensemble", hp={"base": ..., "members": K})`` the members are trained
+jointly on the averaged output; ``combine`` builds it from members trained separately (seeds).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgecsi.training.models.base import CSIModel, merge_hp
+
+ENSEMBLE_DEFAULTS = {"base": "count_dnn", "members": 3, "base_hp": {}}
+
+
+class Ensemble(CSIModel):
+    name = "ensemble"
+    defaults = ENSEMBLE_DEFAULTS
+
+    def __init__(self, n_features: int, n_time: int, n_outputs: int, **hp) -> None:
+        from edgecsi.training.models import build_model   # the registry imports this module
+
+        hp = merge_hp(self.defaults, hp, self.name)
+        hp["members"] = int(hp["members"])
+        hp["base_hp"] = dict(hp["base_hp"])
+        if hp["members"] < 1 or hp["base"] == self.name:
+            raise ValueError(f"{self.name}: needs members >= 1 of a non-ensemble base, got {hp}")
+        super().__init__(n_features, n_time, n_outputs, hp)
+        self.members = nn.ModuleList(build_model(hp["base"], n_features, n_time, n_outputs, **hp["base_hp"])
+                                     for _ in range(hp["members"]))
+        self.hp["base_hp"] = dict(self.members[0].hp)       # the base's resolved hp (e.g. axis="auto")
+        self.time_axis = self.members[0].time_axis
+        self.embed_dim = sum(m.embed_dim for m in self.members)
+        self._make_head()
+        self._average_heads()
+
+    def _average_heads(self) -> None:
+        """Set ``head`` to the mean of the members' heads (over the concatenated embedding)."""
+        k = len(self.members)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.cat([m.head.weight for m in self.members], dim=1) / k)
+            self.head.bias.copy_(torch.stack([m.head.bias for m in self.members]).mean(dim=0))
+
+    def set_input_stats(self, mean, std, *, eps: float = 1e-6) -> None:
+        super().set_input_stats(mean, std, eps=eps)
+        for m in self.members:
+            m.set_input_stats(mean, std, eps=eps)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        # Members normalise the raw input themselves (their buffers may differ when combined).
+        return torch.cat([m.embed(x) for m in self.members], dim=1)
+
+
+def combine(models: list[CSIModel]) -> Ensemble:
+    """One :class:`Ensemble` whose output is the mean of ``models`` (same family and architecture)."""
+    if not models:
+        raise ValueError("combine: no models")
+    first = models[0]
+    arch = first.arch()
+    for m in models[1:]:
+        if m.arch() != arch:
+            raise ValueError(f"combine: members differ in architecture ({m.arch()} vs {arch})")
+    ens = Ensemble(first.n_features, first.n_time, first.n_outputs, base=first.name, members=len(models),
+                   base_hp=first.hp)
+    for dst, src in zip(ens.members, models):
+        dst.load_state_dict(src.state_dict())
+    ens.input_mean.copy_(first.input_mean)
+    ens.input_std.copy_(first.input_std)
+    ens._average_heads()
+    return ens.eval()
