@@ -21,6 +21,9 @@ from edgecsi.training.models import MODELS, build_model, majority_vote
 torch.set_num_threads(1)
 
 SHAPES = {"stream": (50, 56), "fingerprint": (1, 180)}   # (time, feature)
+#: Every registered model with its defaults, plus options that add graph parts the defaults do not build.
+ZOO = {**{n: (n, {}) for n in MODELS},
+       "motion_cnn+spectrum": ("motion_cnn", {"spectrum": 4, "spectrum_window": 15, "downsample": 2})}
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +34,14 @@ def esp32(shared_dir):
 
 
 # -- model zoo -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_model_contract_and_onnx_export(name):
+@pytest.mark.parametrize("variant", sorted(ZOO))
+def test_model_contract_and_onnx_export(variant):
     import onnxruntime as ort
 
+    name, hp = ZOO[variant]
     n_time, n_features = SHAPES["stream"]
     torch.manual_seed(0)
-    model = build_model(name, n_features=n_features, n_time=n_time, n_outputs=7)
+    model = build_model(name, n_features=n_features, n_time=n_time, n_outputs=7, **hp)
     model.set_input_stats(np.full(n_features, 2.0), np.full(n_features, 3.0))
     model.eval()
     assert isinstance(model.head, torch.nn.Linear) and model.head.out_features == 7
@@ -78,8 +82,8 @@ def test_fingerprint_shaped_models_export(name):
     np.testing.assert_allclose(session.run(None, {"x": xb.numpy()})[0], model(xb).detach().numpy(), atol=1e-4)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_model_quantizes_to_int8(name, esp32, tmp_path):
+@pytest.mark.parametrize("variant", sorted(ZOO))
+def test_model_quantizes_to_int8(variant, esp32, tmp_path):
     """Static QDQ int8 (U8 activations, S8 per-channel weights) runs and follows the float model."""
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -92,8 +96,9 @@ def test_model_quantizes_to_int8(name, esp32, tmp_path):
         def get_next(self):
             return next(self.batches, None)
 
+    name, hp = ZOO[variant]
     torch.manual_seed(0)
-    model = build_model(name, n_features=56, n_time=50, n_outputs=10)
+    model = build_model(name, n_features=56, n_time=50, n_outputs=10, **hp)
     flat = esp32.x.reshape(-1, 56)
     model.set_input_stats(flat.mean(axis=0), flat.std(axis=0))
     model.eval()

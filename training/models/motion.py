@@ -12,7 +12,10 @@ takes the same raw pipeline output as every other model:
    ``eps`` -- the amplitude of the motion no longer depends on how strong that subcarrier is.
 4. ``diff``: append the first temporal difference (x[t] - x[t-1], first step repeated as 0) as
    extra channels: a velocity / Doppler-like view of the same window.
-5. Conv1d blocks over time (features are channels), global mean over time, Dropout, FC -> embedding.
+5. ``spectrum=n`` (0 = off): a learned 1x1 projection to ``spectrum_channels`` streams, then a FIXED
+   Hann-windowed short-time DFT (bins 1..n of a ``spectrum_window``-packet window, hop = downsample;
+   a grouped Conv1d with constant weights) and log magnitude -- Doppler-like spectrogram channels.
+6. Conv1d blocks over time (features are channels), global mean over time, Dropout, FC -> embedding.
 
 All steps are static slices, concatenations and mean reductions over a fixed axis (ReduceMean,
 Sqrt, Div in ONNX opset 17); int8 static quantization keeps them (checked in tests/test_training.py).
@@ -27,7 +30,8 @@ from torch import nn
 from edgecsi.training.models.base import CSIModel, conv_block, merge_hp
 
 MOTION_DEFAULTS = {"channels": (32, 64, 96), "kernel": 5, "fc": 64, "dropout": 0.5, "downsample": 1,
-                   "center": True, "scale": True, "diff": True, "eps": 0.1}
+                   "center": True, "scale": True, "diff": True, "eps": 0.1,
+                   "spectrum": 0, "spectrum_window": 31, "spectrum_channels": 8}
 
 
 class MotionCNN(CSIModel):
@@ -41,12 +45,30 @@ class MotionCNN(CSIModel):
         for key in ("center", "scale", "diff"):
             hp[key] = bool(hp[key])
         super().__init__(n_features, n_time, n_outputs, hp)
+        if int(hp["spectrum"]):
+            self.time_axis = "fixed"     # the spectrogram is cut to the traced length
         k = int(hp["downsample"])
         if k < 1 or n_time < k:
             raise ValueError(f"{self.name}: downsample={k} needs 1 <= downsample <= n_time ({n_time})")
         self.pre = nn.AvgPool1d(k) if k > 1 else nn.Identity()
         length = n_time // k
         c_in = n_features * (2 if hp["diff"] else 1)
+        n_bins = int(hp["spectrum"])
+        if n_bins:
+            win, r = int(hp["spectrum_window"]), int(hp["spectrum_channels"])
+            if win % 2 != 1 or win > n_time or n_bins > win // 2:
+                raise ValueError(f"{self.name}: spectrum_window must be odd and <= n_time, spectrum <= window // 2")
+            # Learned projection of the features to r streams (PCA-like), then a FIXED short-time DFT per
+            # stream (Hann window, bins 1..n_bins: DC is the static part we drop), hop = downsample, so the
+            # spectrogram has the same length as the downsampled motion channels.
+            self.project = nn.Conv1d(n_features, r, 1, bias=False)
+            t = torch.arange(win, dtype=torch.float32)
+            hann = 0.5 - 0.5 * torch.cos(2 * torch.pi * (t + 1) / (win + 1))
+            f = torch.arange(1, n_bins + 1, dtype=torch.float32)[:, None]
+            kernels = torch.stack([hann * torch.cos(2 * torch.pi * f * t / win),
+                                   hann * torch.sin(2 * torch.pi * f * t / win)], dim=1)   # [bin, re/im, tap]
+            self.register_buffer("dft", kernels.reshape(1, 2 * n_bins, win).repeat(r, 1, 1).reshape(r * 2 * n_bins, 1, win))
+            c_in += r * n_bins
         blocks = []
         for c_out in hp["channels"]:
             pool = length >= 4
@@ -71,5 +93,17 @@ class MotionCNN(CSIModel):
             h = torch.cat([h, d], dim=1)
         return h
 
+    def spectrogram(self, z: torch.Tensor, length: int) -> torch.Tensor:
+        """Log magnitude of the short-time DFT of the projected streams: ``[batch, r * bins, length]``."""
+        h = self.project(z.transpose(1, 2))                          # [batch, r, time]
+        h = h - h.mean(dim=2, keepdim=True)
+        k, win, r = int(self.hp["downsample"]), int(self.hp["spectrum_window"]), int(self.hp["spectrum_channels"])
+        s = nn.functional.conv1d(h, self.dft, stride=k, padding=win // 2, groups=r)   # [batch, r*2*bins, t']
+        s = s[:, :, :length].reshape(-1, r * int(self.hp["spectrum"]), 2, length)
+        return torch.log(torch.sqrt((s * s).sum(dim=2) + 1e-4) + 1.0)
+
     def features(self, z: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.convs(self.motion(z)).mean(dim=2))
+        h = self.motion(z)
+        if int(self.hp["spectrum"]):
+            h = torch.cat([h, self.spectrogram(z, h.shape[2])], dim=1)
+        return self.fc(self.convs(h).mean(dim=2))
