@@ -336,6 +336,11 @@ def test_wical_leave_one_day_out(tmp_path):
     assert np.mean(by[("Wi-CaL medium room, leave-one-day-out", "counting")]["medae"]) <= 0.5
     assert np.mean(by[("Wi-CaL small room, leave-one-day-out", "section (5 classes)")]["accuracy"]) >= 0.85
     assert np.mean(by[("Wi-CaL medium room, leave-one-day-out", "section (5 classes)")]["accuracy"]) >= 0.95
+    # Per-day standardised features (measured 0.27 / 0.38 MedAE, 96.4 / 98.4 %): floors a little below.
+    assert np.mean(by[("Wi-CaL small room, leave-one-day-out", "counting")]["medae_perday"]) <= 0.35
+    assert np.mean(by[("Wi-CaL medium room, leave-one-day-out", "counting")]["medae_perday"]) <= 0.45
+    assert np.mean(by[("Wi-CaL small room, leave-one-day-out", "section (5 classes)")]["accuracy_perday"]) >= 0.93
+    assert np.mean(by[("Wi-CaL medium room, leave-one-day-out", "section (5 classes)")]["accuracy_perday"]) >= 0.97
 
 
 @pytest.mark.slow
@@ -345,6 +350,9 @@ def test_intel5300_person_disjoint(tmp_path):
     rows, _ = run_protocol("intel5300_har", tmp_path)
     # Measured ~80 % (bedroom); the 90 % target is NOT met -- this floor guards against regressions.
     assert np.mean(rows[0].raw["acc"]) >= 0.72
+    # motion_cnn measured 78.5 % bedroom, 76.2 % meeting room (activity_cnn 58 % there).
+    assert np.mean(rows[0].raw["acc_motion"]) >= 0.72
+    assert np.mean(rows[1].raw["acc_motion"]) >= 0.68
 
 
 @pytest.mark.slow
