@@ -12,7 +12,7 @@ from torch import nn
 
 from edgecsi.edge.runtime import make_session, run_model
 from edgecsi.export.onnx_export import ExportWrapper, torch_outputs
-from edgecsi.export.quantize import latency_ms
+from edgecsi.export.quantize import compare_latency
 
 
 @dataclass
@@ -79,11 +79,9 @@ def parity_report(model: nn.Module, fp32_path: str | Path, int8_path: str | Path
     fp32 = _ort_outputs(Path(fp32_path), x)
     int8 = _ort_outputs(Path(int8_path), x)
     agree = (lambda a: float((a.argmax(1) == ref.argmax(1)).mean())) if classification else (lambda a: float("nan"))
-    lat = {
-        "torch": dict(zip(("p50", "p99"), _torch_latency(model, x, latency_runs))),
-        "ort_fp32": dict(zip(("p50", "p99"), latency_ms(Path(fp32_path), x, latency_runs))),
-        "ort_int8": dict(zip(("p50", "p99"), latency_ms(Path(int8_path), x, latency_runs))),
-    }
+    ort = compare_latency({"ort_fp32": Path(fp32_path), "ort_int8": Path(int8_path)}, x, latency_runs)
+    lat = {"torch": dict(zip(("p50", "p99"), _torch_latency(model, x, latency_runs))),
+           **{k: dict(zip(("p50", "p99"), v)) for k, v in ort.items()}}
     return ParityReport(
         n_windows=len(x), classification=classification,
         max_abs_diff_fp32=float(np.abs(fp32 - ref).max()) if len(x) else 0.0,

@@ -113,3 +113,30 @@ def test_older_version_is_refused(signed):
         load_bundle(bundle, trusted_keys=keys, min_version=6)
     with pytest.raises(BundleError, match="needs onnxruntime"):
         load_bundle(bundle, onnxruntime_version="1.10.0")
+
+
+@pytest.mark.parametrize("name", ["mlp", "count_dnn", "activity_cnn"])
+def test_export_folds_batch_norm_and_keeps_outputs(name, tmp_path):
+    """No float BatchNormalization node is left in the exported graph (it blocked int8 fusion of
+    the fully connected models); outputs still equal the unfolded torch model, which is untouched."""
+    import torch
+
+    from edgecsi.export.onnx_export import export_onnx
+    from edgecsi.training.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name, n_features=12, n_time=8, n_outputs=3)
+    model.train()
+    for _ in range(3):  # non-trivial running statistics
+        model(torch.randn(16, 8, 12) * 2 + 1)
+    model.eval()
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+    assert n_bn > 0
+    path = export_onnx(model, n_time=8, n_features=12, path=tmp_path / "m.onnx")
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "BatchNormalization" not in ops
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules()) == n_bn
+    x = (np.random.default_rng(1).normal(size=(5, 8, 12)) * 2 + 1).astype(np.float32)
+    out = run_model(make_session(str(path)), x)["logits"]
+    with torch.no_grad():
+        np.testing.assert_allclose(out, model(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-4)
