@@ -5,7 +5,8 @@ model in-process:
 - the highest packet rate handled with no drops (stepping the send rate up);
 - CPU % of one core at 100 packets/s;
 - latency from the moment a window closes to its detection (p50/p99, from the agent's stats);
-- resident memory (RSS).
+- resident memory (RSS);
+- start-up: process start to ``/health`` answering (median of 5).
 Targets (issue 7): >= 5,000 packets/s, < 5% of a core at 100 packets/s, RSS < 80 MB,
 p99 < 50 ms after the window closes.
 
@@ -163,6 +164,37 @@ def measure(engine: str, bundle: Path, run_dir: Path, rates: list[int], seconds:
         proc.wait(10)
 
 
+def startup_s(engine: str, bundle: Path, run_dir: Path, repeats: int = 5) -> list[float]:
+    """Seconds from process start to ``/health`` answering. onnxruntime: the real command line
+    (``python -m edgecsi.cli run``); torch: the same agent with torch imported and the model loaded."""
+    times = []
+    for _ in range(repeats):
+        port, http_port = free_port(), free_port()
+        if engine == "onnxruntime":
+            cmd = [sys.executable, "-m", "edgecsi.cli", "run", "--bundle", str(bundle), "--source",
+                   f"udp://127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}", "--quiet"]
+        else:
+            cmd = [sys.executable, "-c", AGENT, engine, str(bundle), str(run_dir), str(port), str(http_port), ""]
+        if shutil.which("taskset"):
+            cmd = ["taskset", "-c", "0"] + cmd
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=1).read()
+                    times.append(time.perf_counter() - t0)
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.perf_counter() - t0 > 60:
+                        raise RuntimeError(f"agent did not start: {proc.stderr.read().decode()[-2000:]}")
+                    time.sleep(0.005)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -176,15 +208,19 @@ def main() -> None:
         data = payloads()
         results = [measure(engine, bundle, run_dir, rates, args.seconds, data, args.query)
                    for engine in ("onnxruntime", "torch")]
+        for r in results:
+            t = startup_s(r["engine"], bundle, run_dir)
+            r["startup_s"] = {"median": float(sorted(t)[len(t) // 2]), "all": t}
     print(f"{'engine':12s} {'max pkt/s':>10s} {'CPU% @100':>10s} {'p50 ms':>8s} {'p99 ms':>8s} "
-          f"{'RSS@100':>8s} {'RSS end':>8s}")
+          f"{'RSS@100':>8s} {'RSS end':>8s} {'start s':>8s}")
     for r in results:
         print(f"{r['engine']:12s} {r['max_rate_no_drops']:>10d} {r['cpu_pct_at_100pps']:>10.2f} "
               f"{r['latency_ms']['p50']:>8.2f} {r['latency_ms']['p99']:>8.2f} {r['rss_mb_at_100pps']:>8.1f} "
-              f"{r['rss_mb']:>8.1f}")
+              f"{r['rss_mb']:>8.1f} {r['startup_s']['median']:>8.2f}")
     ort, pt = results
     print(f"ratios onnxruntime/torch: RSS {ort['rss_mb'] / pt['rss_mb']:.2f}, "
-          f"CPU@100 {ort['cpu_pct_at_100pps'] / max(pt['cpu_pct_at_100pps'], 1e-9):.2f}")
+          f"CPU@100 {ort['cpu_pct_at_100pps'] / max(pt['cpu_pct_at_100pps'], 1e-9):.2f}, "
+          f"start-up {ort['startup_s']['median'] / pt['startup_s']['median']:.2f}")
     print(json.dumps(results, indent=1))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
