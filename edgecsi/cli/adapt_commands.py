@@ -44,7 +44,7 @@ def parse_options(items: list[str]) -> dict[str, str]:
 @app.command("adapt")
 def adapt_command(
     run_dir: Path = typer.Argument(..., help="the base run directory (read only)"),
-    method: str = typer.Option(..., "--method", "-m", help="fc | side | ccsa | lmmd | aad"),
+    method: str = typer.Option(..., "--method", "-m", help="fc | side | ccsa | lmmd | aad | bidirectional"),
     target_data: str = typer.Option(..., "--target-data", "-t",
                                     help="target windows: [DATASET:]COL=V[+V...][,COL=V], e.g. 'day=D2' or "
                                          "'intel5300_har_2env_5person:room=meetingroom' (data set defaults to the run's)"),
