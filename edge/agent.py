@@ -69,12 +69,13 @@ class AgentOptions:
     udp_linger_s: float = 0.1  # UDP: gather a burst this long before decoding (CPU at low rates; not latency after a window)
     clock: str = "device"  # "device": the sensor's packet clock where it has one; "host": receive time
     source_options: dict = field(default_factory=dict)
+    repair: bool = True  # run the bundle's repair generator (if it carries one) before the model
 
 
 class _Model:
     """A verified bundle turned into a session, a stream router and a decision rule."""
 
-    def __init__(self, bundle: Bundle, threads: int) -> None:
+    def __init__(self, bundle: Bundle, threads: int, use_repair: bool = True) -> None:
         self.bundle = bundle
         self.session = make_session(bundle.model_bytes, threads=threads)
         self.input_name = self.session.get_inputs()[0].name
@@ -93,6 +94,28 @@ class _Model:
             self.site_head = self._site_head(bundle)
         except Exception as exc:  # a stale or damaged head: run the base model alone, and say why
             self.site_head, self.site_head_error = None, str(exc)
+        self.repair = self._repair(bundle, self.session.get_inputs()[0].shape, threads) if use_repair else None
+
+    @staticmethod
+    def _repair(bundle: Bundle, input_shape, threads: int):
+        """The bundle's optional repair generator (``manifest["repair"]``), from its verified bytes."""
+        entry = bundle.manifest.get("repair")
+        if not entry:
+            return None
+        from edgecsi.edge.repair import OnnxRepair
+
+        name = entry.get("file") if isinstance(entry, dict) else None
+        if name not in bundle.files:
+            raise BundleError(f"{bundle.path}: manifest names repair file {name!r}, which is not among the hashed files")
+        try:
+            repair = OnnxRepair(bundle.path / name, threads=threads, data=bundle.files[name])
+        except ValueError as exc:
+            raise BundleError(str(exc)) from exc
+        n_features = input_shape[2] if len(input_shape) == 3 else None
+        if isinstance(n_features, int) and repair.n_features != n_features:
+            raise BundleError(f"{bundle.path / name}: repairs {repair.n_features} features per step, the model "
+                              f"takes {n_features}")
+        return repair
 
     @staticmethod
     def _site_head(bundle: Bundle):
@@ -107,7 +130,10 @@ class _Model:
         return SiteHead.load(site, base_model_sha256(bundle))
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        """Logits, or with a site head the log of the blended probabilities (same argmax semantics)."""
+        """Logits, or with a site head the log of the blended probabilities (same argmax semantics).
+        With a repair generator in the bundle the windows are repaired first."""
+        if self.repair is not None:
+            x = self.repair(x)
         if self.site_head is None or "embedding" not in self.output_names:
             return self.session.run(self.output_names[:1], {self.input_name: x})[0]
         from edgecsi.edge.calibration import softmax
@@ -127,7 +153,7 @@ class Agent:
         self.started = time.time()
         self._keys = load_public_keys(options.trusted_keys) if options.trusted_keys else None
         self._lock = threading.RLock()  # guards self.model and the routers
-        self.model = _Model(self._load(None), options.threads)
+        self.model = _Model(self._load(None), options.threads, options.repair)
         self._bundle_real = self._bundle_identity()
         self._allow = {mac_to_int(m) for m in options.allow_macs} if options.allow_macs else None
         self._queue: deque = deque()
@@ -142,7 +168,7 @@ class Agent:
         self._infer_ms = deque(maxlen=2048)
         self.counters = {"windows": 0, "inferences": 0, "dropped_windows": 0, "events": 0, "ignored_packets": 0,
                          "pipeline_errors": 0, "inference_errors": 0, "reloads": 0, "reload_failures": 0,
-                         "packets": 0}
+                         "packets": 0, "repaired_windows": 0}
         self.last_reload_error = ""
         self._on_event = on_event
         self._stdout = StdoutSink() if options.stdout else None
@@ -193,7 +219,7 @@ class Agent:
         """Verify and switch to the bundle now at the bundle path; keep the old one on any failure."""
         try:
             bundle = self._load(min_version=self.model.bundle.version)
-            new = _Model(bundle, self.options.threads)
+            new = _Model(bundle, self.options.threads, self.options.repair)
             if (bundle.manifest_sha256 == self.model.bundle.manifest_sha256
                     and _head_identity(new.site_head) == _head_identity(self.model.site_head)):
                 return True
@@ -305,6 +331,8 @@ class Agent:
                 continue
             self._infer_ms.append((time.perf_counter() - t0) * 1e3)
             self.counters["inferences"] += len(group)
+            if model.repair is not None:
+                self.counters["repaired_windows"] += len(group)
             for (_, key, end, _, queued), row in zip(group, out):
                 self._decide(model, str(key), float(end), row)
                 self._latency.append((time.monotonic() - queued) * 1e3)
@@ -405,6 +433,7 @@ class Agent:
         info = describe(self.model.bundle)
         info.pop("pipeline", None)
         head = self.model.site_head
+        info["repair_active"] = self.model.repair is not None
         info["site_head_error"] = self.model.site_head_error
         info["site_head"] = None if head is None else {"version": head.version, "created": head.created,
                                                        "alpha": head.alpha, "labels_seen": int(np.sum(head.seen))}

@@ -7,6 +7,7 @@ A bundle is a directory::
     manifest.sig       optional Ed25519 signature over the exact bytes of manifest.json
     model.onnx         the model the gateway runs (int8 unless quantization was refused)
     model.fp32.onnx    the float model, kept beside it
+    repair.onnx        optional repair generator run on windows before the model (``manifest["repair"]``)
     site/...           optional per-site artefacts (calibrated head, side network)
 
 :func:`load_bundle` reads every file once into memory, verifies the signature (when a
@@ -208,6 +209,7 @@ def describe(bundle: Bundle) -> dict:
         "source_formats": m.get("source_formats"),
         "min_onnxruntime": m.get("min_onnxruntime"),
         "base_model_sha256": m.get("base_model_sha256"),
+        "repair": m.get("repair"),
         "manifest_sha256": bundle.manifest_sha256,
         "signed_by": bundle.signed_by,
         "files": {k: v for k, v in m.get("files", {}).items()},

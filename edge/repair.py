@@ -6,6 +6,13 @@
 The file comes from ``edgecsi.training.generative.repair_onnx.export_repair_onnx`` (input ``y``, output
 ``x``, batch and time dynamic); ``metadata`` holds what it was trained for (corruption model, layout).
 Imports: numpy and onnxruntime only.
+
+In the agent: a bundle exported with ``edgecsi export RUN --repair repair.onnx`` carries the file (hashed
+and signed like the model) and names it under ``manifest["repair"]``; the agent runs it on every window
+batch before the model. Those windows come out of the bundle's own pipeline, where packets lost in gaps
+shorter than ``resample.max_gap_s`` are already interpolated; what is left for the generator are AGC
+steps, dead or garbage subcarriers and longer losses, so train it on windows of the same pipeline
+(``edgecsi generative repair-train`` on the run's windows).
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ import numpy as np
 class OnnxRepair:
     """Callable ``y[window, time, feature] -> x`` backed by one onnxruntime session (1 thread by default)."""
 
-    def __init__(self, path: str | Path, *, threads: int = 1) -> None:
+    def __init__(self, path: str | Path, *, threads: int = 1, data: bytes | None = None) -> None:
+        """``path`` names the model in messages; ``data``, when given, are its (already verified) bytes,
+        so the agent runs exactly what the bundle check read."""
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -27,7 +36,12 @@ class OnnxRepair:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(data if data is not None else str(self.path), sess_options=opts,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for bad bytes
+            raise ValueError(f"{self.path}: not a loadable ONNX repair model: {exc}") from exc
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("edgecsi_kind") != "repair":
             raise ValueError(f"{self.path}: not a repair model (edgecsi_kind={meta.get('edgecsi_kind')!r})")

@@ -90,12 +90,17 @@ def heldout_from_npz(path: str | Path) -> HeldOut:
 def export_run(run_dir: str | Path, out: str | Path, *, heldout: HeldOut | None = None,
                max_int8_drop: float = 1.0, sign_key: str | Path | None = None,
                bundle_version: int | None = None, source_formats: list[str] | None = None,
-               allow_fp32_fallback: bool = False) -> ExportResult:
+               allow_fp32_fallback: bool = False, repair: str | Path | None = None) -> ExportResult:
     """Export ``run_dir`` to the bundle directory ``out``.
 
     Raises :class:`ExportError` when int8 loses more than ``max_int8_drop`` (accuracy
     points, or MAE units for regression) unless ``allow_fp32_fallback``, in which case
     the bundle runs the fp32 model and says so in its manifest.
+
+    ``repair``: an exported repair generator (``edgecsi generative repair-export``) that the
+    agent runs on every window before the model. It must take the model's features; the
+    held-out windows are run through it and the bundled model, and it is refused when it
+    costs more than ``max_int8_drop`` on those (clean) windows.
     """
     from edgecsi.training.train import load_run
 
@@ -124,6 +129,11 @@ def export_run(run_dir: str | Path, out: str | Path, *, heldout: HeldOut | None 
         model_file = "model.onnx"
         files = {model_file: quant.path if int8_ok else fp32, "model.fp32.onnx": fp32,
                  "parity.json": tmp / "parity.json"}
+        repair_entry = None
+        if repair is not None:
+            repair_entry = _check_repair(Path(repair), files[model_file], heldout, n_features=n_features,
+                                         classification=classification, max_drop=max_int8_drop)
+            files[repair_entry["file"]] = Path(repair)
         run_metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
         write_bundle(
             out, files=files, model_file=model_file, task=config["task"], labels=config["labels"],
@@ -137,11 +147,37 @@ def export_run(run_dir: str | Path, out: str | Path, *, heldout: HeldOut | None 
                    "outputs_kind": config["outputs"]["kind"], "class_coords": config.get("class_coords"),
                    "quantization": {"variant": quant.activation_type, "dynamic_lstm": quant.dynamic_lstm,
                                     "candidates_p50_ms": quant.candidates,
-                                    "agreement_with_fp32": quant.agreement}},
+                                    "agreement_with_fp32": quant.agreement},
+                   **({"repair": repair_entry} if repair_entry else {})},
         )
     if sign_key:
         sign_bundle(out, sign_key)
     return ExportResult(bundle=out, parity=report, activation_type=quant.activation_type, int8_used=int8_ok)
+
+
+def _check_repair(path: Path, model_path: Path, heldout: HeldOut, *, n_features: int, classification: bool,
+                  max_drop: float) -> dict:
+    """The manifest entry for a repair generator, after checking it fits and does not hurt clean windows."""
+    from edgecsi.edge.repair import OnnxRepair
+    from edgecsi.export.parity import _metric, _ort_outputs
+
+    try:
+        rep = OnnxRepair(path)
+    except (ValueError, OSError) as exc:
+        raise ExportError(f"{path}: cannot use as a repair model: {exc}") from exc
+    if rep.n_features != n_features:
+        raise ExportError(f"{path}: repairs {rep.n_features} features per step, the model takes {n_features}")
+    x = np.ascontiguousarray(heldout.x, dtype=np.float32)
+    repaired = np.concatenate([rep(x[i:i + 256]) for i in range(0, len(x), 256)]) if len(x) else x
+    before = _metric(_ort_outputs(model_path, x), heldout.y, classification)
+    after = _metric(_ort_outputs(model_path, repaired), heldout.y, classification)
+    cost = (before - after) if classification else (after - before)
+    if cost > max_drop:
+        raise ExportError(f"{path}: the repair step costs {cost:.3f} ({before:.3f} -> {after:.3f}) on clean held-out "
+                          f"windows, more than the limit {max_drop}; not writing a bundle")
+    return {"file": "repair.onnx", "n_features": rep.n_features, "corruption": rep.corruption(),
+            "input_layout": rep.metadata.get("input_layout"),
+            "heldout_metric": {"without_repair": before, "with_repair": after}}
 
 
 def _formats_for(config: dict) -> list[str]:

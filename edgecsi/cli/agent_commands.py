@@ -30,6 +30,8 @@ def run_command(
     trusted_key: List[Path] = typer.Option([], help="Ed25519 public key(s); bundles must be signed by one"),
     max_seconds: Optional[float] = typer.Option(None, help="stop after this long"),
     quiet: bool = typer.Option(False, help="no JSON lines on stdout"),
+    repair: bool = typer.Option(True, "--repair/--no-repair",
+                                help="run the bundle's repair generator (if it carries one) before the model"),
     stats_json: Optional[Path] = typer.Option(None, help="write final stats here on exit"),
 ) -> None:
     """Run offline detection on live or recorded CSI; events as JSON lines on stdout."""
@@ -41,7 +43,8 @@ def run_command(
         bundle=bundle, sources=list(source), allow_macs=list(allow_mac) or None, event_log=event_log, mqtt=mqtt,
         node_id=node_id or socket.gethostname(), webhook=webhook, http=None if http == "off" else http,
         threads=threads, vote=vote, state_every_s=state_every, max_queue=max_queue, every_window=every_window,
-        trusted_keys=list(trusted_key), require_signature=bool(trusted_key), stdout=not quiet)
+        trusted_keys=list(trusted_key), require_signature=bool(trusted_key), stdout=not quiet,
+        repair=repair)
     stats = Agent(options).run(max_seconds=max_seconds)
     if stats_json:
         stats_json.write_text(json.dumps(stats, indent=2, default=str))

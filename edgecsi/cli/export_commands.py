@@ -23,6 +23,8 @@ def export_command(
     allow_fp32_fallback: bool = typer.Option(False, help="ship fp32 instead of failing when int8 is refused"),
     sign_key: Optional[Path] = typer.Option(None, help="Ed25519 private key (PEM) to sign the manifest"),
     version: Optional[int] = typer.Option(None, help="bundle version (default: current Unix time)"),
+    repair: Optional[Path] = typer.Option(None, help="repair generator ONNX (edgecsi generative repair-export) the "
+                                                      "agent runs on every window before the model"),
     as_json: bool = typer.Option(False, "--json", help="print the parity report as JSON"),
 ) -> None:
     """Export a run to ONNX, quantize it to int8, check parity and write a bundle."""
@@ -30,7 +32,7 @@ def export_command(
 
     result = export_run(run_dir, out, heldout=heldout_from_npz(data) if data else None,
                         max_int8_drop=max_int8_drop, sign_key=sign_key, bundle_version=version,
-                        allow_fp32_fallback=allow_fp32_fallback)
+                        allow_fp32_fallback=allow_fp32_fallback, repair=repair)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
         return
