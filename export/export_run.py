@@ -56,6 +56,12 @@ def heldout_from_run(config: dict, *, max_windows: int = 2000, seed: int = 0) ->
     from edgecsi.training.split_spec import resolve_split
 
     desc = config.get("dataset") or {}
+    source = desc.get("captures") if isinstance(desc.get("captures"), dict) else {}
+    if source.get("kind") == "captures":
+        return _heldout_from_captures(config, source, max_windows=max_windows, seed=seed)
+    if desc.get("name") == "captures":
+        raise ExportError("the run was trained from captures but does not record which (an older run); "
+                          "pass held-out windows (--data x.npz)")
     if not desc.get("name"):
         raise ExportError("the run does not name a reloadable data set; pass held-out windows (--data x.npz)")
     if (config.get("adaptation") or {}).get("target"):
@@ -71,6 +77,31 @@ def heldout_from_run(config: dict, *, max_windows: int = 2000, seed: int = 0) ->
         raise ExportError(f"split {sp.name!r} has no test windows to check parity on")
     # The first test set is the in-domain held-out one; later ones are other domains.
     test_idx = np.asarray(next(iter(tests.values())))
+    rng = np.random.default_rng(seed)
+    if len(test_idx) > max_windows:
+        test_idx = np.sort(rng.choice(test_idx, max_windows, replace=False))
+    train_idx = np.asarray(sp.train)
+    calib_idx = np.sort(rng.choice(train_idx, min(len(train_idx), 2048), replace=False))
+    y = targets(ws, config["target"])
+    return HeldOut(calibration=ws.x[calib_idx], x=ws.x[test_idx], y=y[test_idx])
+
+
+def _heldout_from_captures(config: dict, source: dict, *, max_windows: int, seed: int) -> HeldOut:
+    """Cut the run's capture windows again with its saved pipeline and take its split's held-out part."""
+    from edgecsi.edge.pipeline.config import PipelineConfig
+    from edgecsi.training.holdout import targets
+    from edgecsi.training.split_spec import resolve_split
+    from edgecsi.training.train_captures import capture_windows
+
+    missing = [path for path, _ in source["items"] if not Path(path).exists()]
+    if missing:
+        raise ExportError(f"the run's captures are gone ({missing[0]}{' ...' if len(missing) > 1 else ''}); "
+                          "pass held-out windows (--data x.npz)")
+    ws, _ = capture_windows(config["task"], [(p, label) for p, label in source["items"]],
+                            PipelineConfig.from_dict(config["pipeline"]), label_column=source.get("label_column", "label"),
+                            labels=source.get("labels"), read_options=source.get("read_options"))
+    sp = resolve_split(ws, config["split"].get("spec") or config["split"]["name"])
+    test_idx = np.asarray(next(iter(sp.tests().values())))
     rng = np.random.default_rng(seed)
     if len(test_idx) > max_windows:
         test_idx = np.sort(rng.choice(test_idx, max_windows, replace=False))
@@ -181,6 +212,11 @@ def _check_repair(path: Path, model_path: Path, heldout: HeldOut, *, n_features:
 
 
 def _formats_for(config: dict) -> list[str]:
+    # A model trained from captures accepts the formats it was trained on (their subcarrier layout).
+    source = (config.get("dataset") or {}).get("captures")
+    source = source if isinstance(source, dict) else {}
+    if source.get("formats") and "unknown" not in source["formats"]:
+        return list(source["formats"])
     pipeline = config.get("pipeline") or {}
     formats = pipeline.get("source_formats") if isinstance(pipeline, dict) else None
     return list(formats) if formats else ["esp32-csi-tool", "esp-csi", "nexmon-pcap", "intel5300", "atheros"]

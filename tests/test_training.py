@@ -313,6 +313,16 @@ def test_train_from_labelled_captures(tmp_path):
     assert config["pipeline"]["window"]["length"] == 50 and config["pipeline"]["subcarriers"]
     assert config["input"]["n_features"] == model.n_features
     assert result.test_metrics["n"] > 0
+    # The run records its captures, so `edgecsi export RUN` needs no held-out file: it cuts the same
+    # held-out windows again (the torch accuracy on them equals the run's test accuracy).
+    assert config["dataset"]["captures"]["formats"] == ["esp-csi"]
+    from edgecsi.export.export_run import export_run
+
+    exported = export_run(tmp_path / "run", tmp_path / "bundle", max_int8_drop=100.0)
+    assert exported.parity.n_windows == result.test_metrics["n"]
+    assert exported.parity.metric_torch == pytest.approx(100 * result.test_metrics["accuracy"])
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert manifest["source_formats"] == ["esp-csi"]
 
 
 # -- measurements (slow) ---------------------------------------------------------------------------

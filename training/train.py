@@ -264,8 +264,11 @@ def _resolve_dataset(task: str, dataset, options: dict | None) -> tuple[WindowSe
         ws = load_dataset(dataset, **options)
     if ws.task != task:
         raise ValueError(f"{ws.name} holds task {ws.task!r}, not {task!r}")
-    return ws, {"name": ws.name, "options": options, "n_windows": len(ws),
-                "x_shape": list(ws.x.shape), "license": ws.meta.get("license", "")}
+    desc = {"name": ws.name, "options": options, "n_windows": len(ws),
+            "x_shape": list(ws.x.shape), "license": ws.meta.get("license", "")}
+    if isinstance(ws.meta.get("captures"), dict):  # windows cut from captures: how to cut them again (export)
+        desc["captures"] = ws.meta["captures"]
+    return ws, desc
 
 
 

@@ -57,6 +57,30 @@ def read_capture_list(source: str | Path) -> list[tuple[Path, str | None]]:
     return items
 
 
+def capture_windows(task: str, items: Sequence[tuple[str | Path, str | None]], config, *, label_column: str = "label",
+                    labels: Sequence[str] | None = None, read_options: dict | None = None):
+    """``(WindowSet, fitted PipelineConfig)`` of the captures; the window set's ``meta["captures"]`` says
+    how to rebuild it (absolute paths, labels, options), so ``edgecsi export`` of the run can cut the
+    same held-out windows again."""
+    from edgecsi.firmware_bridge import sniff
+    from edgecsi.training.from_captures import load_capture, windows_from_captures
+
+    items = [(Path(path).resolve(), label) for path, label in items]
+    captures = [load_capture(path, label=label, label_column=label_column, domains={"file": path.name},
+                             **(read_options or {}))
+                for path, label in items]
+    ws, fitted = windows_from_captures(captures, config, task=task, name="captures", labels=labels)
+    formats = set()
+    for path, _ in items:
+        with open(path, "rb") as fh:
+            formats.add(sniff(fh.read(65536)) or "unknown")
+    ws.meta["captures"] = {"kind": "captures", "items": [[str(path), label] for path, label in items],
+                         "formats": sorted(formats),
+                         "label_column": label_column, "read_options": dict(read_options or {}),
+                         "labels": list(ws.labels)}
+    return ws, fitted
+
+
 def train_from_captures(task: str, items: Sequence[tuple[str | Path, str | None]], *, out_dir: str | Path,
                         split: str | None = None, model: str | None = None, window: int = 50, hop: int = 25,
                         rate_hz: float = 100.0, label_column: str = "label", labels: Sequence[str] | None = None,
@@ -66,13 +90,10 @@ def train_from_captures(task: str, items: Sequence[tuple[str | Path, str | None]
     pipeline_config  an ``edgecsi.edge.pipeline.PipelineConfig`` to start from (default: amplitude
                      features resampled to ``rate_hz``, windows of ``window`` samples every ``hop``)
     """
-    from edgecsi.training.from_captures import default_config, load_capture, windows_from_captures
+    from edgecsi.training.from_captures import default_config
 
-    captures = [load_capture(path, label=label, label_column=label_column, domains={"file": Path(path).name},
-                             **(read_options or {}))
-                for path, label in items]
-    config = pipeline_config or default_config(rate_hz, window=window, hop=hop)
-    ws, fitted = windows_from_captures(captures, config, task=task, name="captures", labels=labels)
+    ws, fitted = capture_windows(task, items, pipeline_config or default_config(rate_hz, window=window, hop=hop),
+                                 label_column=label_column, labels=labels, read_options=read_options)
     if split is None:
         n = len(set(ws.domains["capture"].tolist()))
         if n < 2:
