@@ -56,12 +56,6 @@ def heldout_from_run(config: dict, *, max_windows: int = 2000, seed: int = 0) ->
     from edgecsi.training.split_spec import resolve_split
 
     desc = config.get("dataset") or {}
-    source = desc.get("captures") if isinstance(desc.get("captures"), dict) else {}
-    if source.get("kind") == "captures":
-        return _heldout_from_captures(config, source, max_windows=max_windows, seed=seed)
-    if desc.get("name") == "captures":
-        raise ExportError("the run was trained from captures but does not record which (an older run); "
-                          "pass held-out windows (--data x.npz)")
     if not desc.get("name"):
         raise ExportError("the run does not name a reloadable data set; pass held-out windows (--data x.npz)")
     if (config.get("adaptation") or {}).get("target"):
@@ -70,6 +64,12 @@ def heldout_from_run(config: dict, *, max_windows: int = 2000, seed: int = 0) ->
 
         calibration, x, y = heldout_windows(config, max_windows=max_windows, seed=seed)
         return HeldOut(calibration=calibration, x=x, y=y)
+    source = desc.get("captures") if isinstance(desc.get("captures"), dict) else {}
+    if source.get("kind") == "captures":
+        return _heldout_from_captures(config, source, max_windows=max_windows, seed=seed)
+    if desc.get("name") == "captures":
+        raise ExportError("the run was trained from captures but does not record which (an older run); "
+                          "pass held-out windows (--data x.npz)")
     ws = load_dataset(desc["name"], **desc.get("options", {}))
     sp = resolve_split(ws, config["split"].get("spec") or config["split"]["name"])
     tests = sp.tests()
@@ -88,18 +88,14 @@ def heldout_from_run(config: dict, *, max_windows: int = 2000, seed: int = 0) ->
 
 def _heldout_from_captures(config: dict, source: dict, *, max_windows: int, seed: int) -> HeldOut:
     """Cut the run's capture windows again with its saved pipeline and take its split's held-out part."""
-    from edgecsi.edge.pipeline.config import PipelineConfig
     from edgecsi.training.holdout import targets
     from edgecsi.training.split_spec import resolve_split
-    from edgecsi.training.train_captures import capture_windows
+    from edgecsi.training.train_captures import run_capture_windows
 
-    missing = [path for path, _ in source["items"] if not Path(path).exists()]
-    if missing:
-        raise ExportError(f"the run's captures are gone ({missing[0]}{' ...' if len(missing) > 1 else ''}); "
-                          "pass held-out windows (--data x.npz)")
-    ws, _ = capture_windows(config["task"], [(p, label) for p, label in source["items"]],
-                            PipelineConfig.from_dict(config["pipeline"]), label_column=source.get("label_column", "label"),
-                            labels=source.get("labels"), read_options=source.get("read_options"))
+    try:
+        ws = run_capture_windows(config, source)
+    except FileNotFoundError as exc:
+        raise ExportError(f"{exc}; pass held-out windows (--data x.npz)") from exc
     sp = resolve_split(ws, config["split"].get("spec") or config["split"]["name"])
     test_idx = np.asarray(next(iter(sp.tests().values())))
     rng = np.random.default_rng(seed)

@@ -83,7 +83,7 @@ def default_config(rate_hz: float = 100.0, window: int = 50, hop: int = 25) -> P
 
 
 def windows_from_captures(captures: Sequence[LabelledCapture], config: PipelineConfig, *, task: str,
-                          name: str = "captures", labels: Sequence[str] | None = None
+                          name: str = "captures", labels: Sequence[str] | None = None, refit: bool = True
                           ) -> tuple[WindowSet, PipelineConfig]:
     """Fit the pipeline on ``captures`` and cut labelled windows from every stream of each.
 
@@ -91,10 +91,14 @@ def windows_from_captures(captures: Sequence[LabelledCapture], config: PipelineC
     ``domains``) and the fitted config to save with the model. Windows are NOT normalised
     by the pipeline here when the model normalises itself, but the statistics are fitted
     and saved either way so the gateway does exactly what training did.
+
+    ``refit=False`` cuts windows with ``config`` exactly as given (a trained run's fitted
+    config): a new site's captures must go through the pipeline the model was trained with,
+    as they will on its gateway.
     """
     if config.resample.taps is None:
         config = with_lowpass(config)
-    pipeline = Pipeline(config).fit([c.batch for c in captures])
+    pipeline = Pipeline(config).fit([c.batch for c in captures]) if refit else Pipeline(config)
     fitted = pipeline.config
     xs, ys, cols = [], [], {"capture": [], "stream": []}
     domain_keys = sorted({k for c in captures for k in c.domains})

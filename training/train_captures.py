@@ -58,7 +58,7 @@ def read_capture_list(source: str | Path) -> list[tuple[Path, str | None]]:
 
 
 def capture_windows(task: str, items: Sequence[tuple[str | Path, str | None]], config, *, label_column: str = "label",
-                    labels: Sequence[str] | None = None, read_options: dict | None = None):
+                    labels: Sequence[str] | None = None, read_options: dict | None = None, refit: bool = True):
     """``(WindowSet, fitted PipelineConfig)`` of the captures; the window set's ``meta["captures"]`` says
     how to rebuild it (absolute paths, labels, options), so ``edgecsi export`` of the run can cut the
     same held-out windows again."""
@@ -69,7 +69,7 @@ def capture_windows(task: str, items: Sequence[tuple[str | Path, str | None]], c
     captures = [load_capture(path, label=label, label_column=label_column, domains={"file": path.name},
                              **(read_options or {}))
                 for path, label in items]
-    ws, fitted = windows_from_captures(captures, config, task=task, name="captures", labels=labels)
+    ws, fitted = windows_from_captures(captures, config, task=task, name="captures", labels=labels, refit=refit)
     formats = set()
     for path, _ in items:
         with open(path, "rb") as fh:
@@ -79,6 +79,20 @@ def capture_windows(task: str, items: Sequence[tuple[str | Path, str | None]], c
                          "label_column": label_column, "read_options": dict(read_options or {}),
                          "labels": list(ws.labels)}
     return ws, fitted
+
+
+def run_capture_windows(config: dict, record: dict):
+    """The windows of captures recorded in a run (``config["dataset"]["captures"]``), cut again with the
+    run's own fitted pipeline."""
+    from edgecsi.edge.pipeline.config import PipelineConfig
+
+    missing = [path for path, _ in record["items"] if not Path(path).exists()]
+    if missing:
+        raise FileNotFoundError(f"the run's captures are gone ({missing[0]}{' ...' if len(missing) > 1 else ''})")
+    ws, _ = capture_windows(config["task"], [(path, label) for path, label in record["items"]],
+                            PipelineConfig.from_dict(config["pipeline"]), label_column=record.get("label_column", "label"),
+                            labels=record.get("labels"), read_options=record.get("read_options"), refit=False)
+    return ws
 
 
 def train_from_captures(task: str, items: Sequence[tuple[str | Path, str | None]], *, out_dir: str | Path,

@@ -12,7 +12,11 @@ from edgecsi.cli.app import app
 
 
 def parse_target_data(text: str) -> tuple[str | None, str]:
-    """``"[DATASET:]COL=V[+V][,COL=V]"`` -> (data-set id or None, filters)."""
+    """``"[DATASET:]COL=V[+V][,COL=V]"`` -> (data-set id or None, filters). DATASET may be a capture list
+    file or a folder with one sub-folder of captures per label (the new site's own recordings); such a
+    path alone selects all of its windows."""
+    if Path(text).exists():
+        return text, ""
     head, sep, rest = text.partition(":")
     if sep and "=" not in head:
         return head, rest
@@ -47,7 +51,9 @@ def adapt_command(
     method: str = typer.Option(..., "--method", "-m", help="fc | side | ccsa | lmmd | aad | bidirectional"),
     target_data: str = typer.Option(..., "--target-data", "-t",
                                     help="target windows: [DATASET:]COL=V[+V...][,COL=V], e.g. 'day=D2' or "
-                                         "'intel5300_har_2env_5person:room=meetingroom' (data set defaults to the run's)"),
+                                         "'intel5300_har_2env_5person:room=meetingroom' (data set defaults to the run's); "
+                                         "or the site's captures: a capture list file / label-folder tree, "
+                                         "optionally ':file=a.pcap+b.pcap'"),
     labelled_per_class: str = typer.Option("5", "--labelled-per-class", "-n", help="labelled windows per class, or 'all'"),
     labelled_from: Optional[str] = typer.Option(None, "--labelled-from",
                                                 help="where labels come from, e.g. 'sequence=D2/e01_tx_rx'; the "

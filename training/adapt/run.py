@@ -37,7 +37,7 @@ from edgecsi.training.adapt.lmmd import LMMDConfig, adapt_lmmd
 from edgecsi.training.adapt.method import MethodResult, as_dict, configure
 from edgecsi.training.adapt.side_tuning import SideConfig, adapt_side
 from edgecsi.training.adapt.target import TargetSpec, TargetSplit, adapt_data, split_target
-from edgecsi.training.datasets import WindowSet
+from edgecsi.training.datasets import DATASETS, WindowSet
 from edgecsi.training.datasets import load as load_dataset
 
 
@@ -76,7 +76,9 @@ class AdaptResult:
 
     def summary(self) -> str:
         a = self.config["adaptation"]
-        return (f"{self.run_dir}: {a['method']} on {a['target']['target']} "
+        t = a["target"]
+        where = ":".join(part for part in (t.get("dataset") or "", t["target"]) if part) or "the base run's data"
+        return (f"{self.run_dir}: {a['method']} on {where}{' minus ' + t['pool'] if t.get('pool') else ''} "
                 f"({a['n_labelled']} labelled windows): accuracy {self.accuracy:.1%} "
                 f"(source-only {self.source_only_accuracy:.1%}) on {a['n_test']} held-out windows")
 
@@ -89,15 +91,41 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def run_windows(config: dict) -> WindowSet:
+    """A run's data reloaded: its named data set, or the captures it was trained from, cut again."""
+    desc = config.get("dataset") or {}
+    if isinstance(desc.get("captures"), dict):
+        from edgecsi.training.train_captures import run_capture_windows
+
+        return run_capture_windows(config, desc["captures"])
+    if not desc.get("name") or desc["name"] == "captures":
+        raise ValueError("the run does not name a reloadable data set or the captures it came from")
+    return load_dataset(desc["name"], **desc.get("options", {}))
+
+
+def capture_target(config: dict, listing: str | Path) -> WindowSet:
+    """A new site's captures (a capture list file or a folder per label) cut by the base run's own
+    fitted pipeline, labelled with the base run's classes."""
+    from edgecsi.edge.pipeline.config import PipelineConfig
+    from edgecsi.training.train_captures import capture_windows, read_capture_list
+
+    if not config.get("pipeline"):
+        raise ValueError("the base run carries no signal-pipeline config: its windows cannot be cut from captures")
+    ws, _ = capture_windows(config["task"], read_capture_list(listing), PipelineConfig.from_dict(config["pipeline"]),
+                            labels=config["labels"], refit=False)
+    return ws
+
+
+def is_capture_listing(name: str | None) -> bool:
+    return bool(name) and name not in DATASETS and Path(name).exists()
+
+
 def source_windows(config: dict, ws: WindowSet | None = None) -> tuple[WindowSet, np.ndarray]:
     """The base run's data set and the indices of its training split (what the base learnt from)."""
     from edgecsi.training.split_spec import resolve_split
 
-    desc = config.get("dataset") or {}
     if ws is None:
-        if not desc.get("name"):
-            raise ValueError("the base run does not name a reloadable data set")
-        ws = load_dataset(desc["name"], **desc.get("options", {}))
+        ws = run_windows(config)
     sp = resolve_split(ws, config["split"].get("spec") or config["split"]["name"])
     return ws, np.asarray(sp.train, np.int64)
 
@@ -155,6 +183,8 @@ def adapt(run_dir: str | Path, method: str, target: TargetSpec, *, out_dir: str 
     new_config["input"] = {**config["input"], "time_axis": model.time_axis}
     new_config["dataset"] = {"name": tgt_ws.name, "options": tgt_options, "n_windows": len(tgt_ws), "x_shape": list(tgt_ws.x.shape),
                              "license": tgt_ws.meta.get("license", "")}
+    if isinstance(tgt_ws.meta.get("captures"), dict):  # the site's captures: export cuts its held-out windows again
+        new_config["dataset"]["captures"] = tgt_ws.meta["captures"]
     new_config["split"] = {"name": f"adapt:{test_name}", "spec": None, "n_train": int(len(split.labelled)),
                            "n_val": 0, "val_source": "none", "n_test": {test_name: int(len(split.test))}}
     new_config["training"] = {"method": method, "options": as_dict(cfg), "seed": seed, "threads": torch.get_num_threads(),
@@ -169,11 +199,15 @@ def _target_options(config: dict, target: TargetSpec) -> dict:
     """Loader options of the target set: the spec's, else the base run's when it is the same data set."""
     if target.dataset_options is not None:
         return dict(target.dataset_options)
+    if is_capture_listing(target.dataset):
+        return {}
     same = target.dataset is None or target.dataset == config["dataset"]["name"]
     return dict(config["dataset"].get("options", {})) if same else {}
 
 
 def _target_set(config: dict, target: TargetSpec, options: dict, src_ws: WindowSet) -> WindowSet:
+    if is_capture_listing(target.dataset):
+        return capture_target(config, target.dataset)
     name = target.dataset or config["dataset"]["name"]
     if name == src_ws.name and options == dict(config["dataset"].get("options", {})):
         return src_ws
@@ -186,7 +220,7 @@ def heldout_windows(config: dict, *, max_windows: int = 2000, max_calibration: i
     the held-out target windows check parity (what ``export_run`` needs for an adapted run)."""
     a = config["adaptation"]
     spec = TargetSpec.from_dict(a["target"])
-    ws = load_dataset(config["dataset"]["name"], **config["dataset"].get("options", {}))
+    ws = run_windows(config)
     split = split_target(ws, spec)
     rng = np.random.default_rng(seed)
     test = split.test if len(split.test) <= max_windows else np.sort(rng.choice(split.test, max_windows, replace=False))
