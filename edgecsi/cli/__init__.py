@@ -33,11 +33,18 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    """Run the command; a bad input (our errors, and the ValueError / OSError the library raises for
+    bad arguments, missing files and unusable runs) is one line on stderr and exit status 2, not a
+    traceback. ``EDGECSI_DEBUG=1`` shows the traceback."""
+    import os
+
     from edgecsi.errors import EdgeCSIError
 
     try:
         app()
-    except EdgeCSIError as exc:
+    except (EdgeCSIError, ValueError, OSError) as exc:
+        if os.environ.get("EDGECSI_DEBUG"):
+            raise
         print(f"edgecsi: error: {exc}", file=sys.stderr)
         sys.exit(2)
 
