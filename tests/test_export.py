@@ -62,6 +62,9 @@ def test_bundle_info_cli_json(har_bundle):
     info = json.loads(result.output)
     assert info["task"] == "activity" and info["precision"] == "int8" and info["bundle_version"] == 100
     assert set(info["files"]) == {"model.onnx", "model.fp32.onnx", "parity.json"}
+    text = CliRunner().invoke(app, ["bundle", "info", str(har_bundle.bundle)])
+    assert text.exit_code == 0, text.output
+    assert "held-out accuracy" in text.output and "model.onnx" in text.output and "version 100" in text.output
 
 
 @pytest.fixture(scope="module")

@@ -68,6 +68,21 @@ def bundle_info(
     typer.echo(f"  input {info['input'].get('layout')} time={info['input'].get('n_time')} "
                f"features={info['input'].get('n_features')}; precision {info['precision']}")
     typer.echo(f"  accepts {', '.join(info['source_formats'] or [])}; needs onnxruntime >= {info['min_onnxruntime']}")
+    pipe = info.get("pipeline") or {}
+    if pipe:
+        r, w = pipe.get("resample") or {}, pipe.get("window") or {}
+        typer.echo(f"  pipeline {'+'.join(pipe.get('features') or [])} of {len(pipe.get('subcarriers') or [])} subcarriers "
+                   f"x {pipe.get('n_rx')} rx x {pipe.get('n_tx')} tx, resampled to {r.get('rate_hz')} Hz "
+                   f"({len(r.get('taps') or [])} taps), windows {w.get('length')} every {w.get('hop')}")
+    parity = (info.get("metrics") or {}).get("parity") or {}
+    if parity:
+        typer.echo(f"  held-out {parity.get('metric_name')} ({parity.get('n_windows')} windows): torch "
+                   f"{parity.get('metric_torch'):.3f}, ORT int8 {parity.get('metric_int8'):.3f}")
+    if info.get("base_model_sha256"):
+        typer.echo(f"  adapted from base model sha256 {info['base_model_sha256'][:16]}...")
+    if info.get("repair"):
+        typer.echo(f"  repair step {info['repair'].get('file')} ({info['repair'].get('n_features')} features) runs "
+                   "before the model")
     for name, entry in info["files"].items():
         typer.echo(f"  {name:20s} {entry['bytes']:>9} B  sha256 {entry['sha256'][:16]}...")
 
