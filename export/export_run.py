@@ -50,8 +50,9 @@ class ExportResult:
 
 
 def heldout_from_run(config: dict, *, max_windows: int = 2000, seed: int = 0) -> HeldOut:
-    """Reload the run's data set and split: calibrate on training windows, check on test windows."""
-    from edgecsi.training.datasets import load as load_dataset
+    """Reload the run's data (its data set, or the captures it was trained from, cut again by its
+    pipeline) and split: calibrate on training windows, check on test windows."""
+    from edgecsi.training.adapt.run import run_windows
     from edgecsi.training.holdout import targets
     from edgecsi.training.split_spec import resolve_split
 
@@ -64,40 +65,16 @@ def heldout_from_run(config: dict, *, max_windows: int = 2000, seed: int = 0) ->
 
         calibration, x, y = heldout_windows(config, max_windows=max_windows, seed=seed)
         return HeldOut(calibration=calibration, x=x, y=y)
-    source = desc.get("captures") if isinstance(desc.get("captures"), dict) else {}
-    if source.get("kind") == "captures":
-        return _heldout_from_captures(config, source, max_windows=max_windows, seed=seed)
-    if desc.get("name") == "captures":
-        raise ExportError("the run was trained from captures but does not record which (an older run); "
-                          "pass held-out windows (--data x.npz)")
-    ws = load_dataset(desc["name"], **desc.get("options", {}))
+    try:
+        ws = run_windows(config)
+    except (ValueError, FileNotFoundError) as exc:
+        raise ExportError(f"{exc}; pass held-out windows (--data x.npz)") from exc
     sp = resolve_split(ws, config["split"].get("spec") or config["split"]["name"])
     tests = sp.tests()
     if not tests:
         raise ExportError(f"split {sp.name!r} has no test windows to check parity on")
     # The first test set is the in-domain held-out one; later ones are other domains.
     test_idx = np.asarray(next(iter(tests.values())))
-    rng = np.random.default_rng(seed)
-    if len(test_idx) > max_windows:
-        test_idx = np.sort(rng.choice(test_idx, max_windows, replace=False))
-    train_idx = np.asarray(sp.train)
-    calib_idx = np.sort(rng.choice(train_idx, min(len(train_idx), 2048), replace=False))
-    y = targets(ws, config["target"])
-    return HeldOut(calibration=ws.x[calib_idx], x=ws.x[test_idx], y=y[test_idx])
-
-
-def _heldout_from_captures(config: dict, source: dict, *, max_windows: int, seed: int) -> HeldOut:
-    """Cut the run's capture windows again with its saved pipeline and take its split's held-out part."""
-    from edgecsi.training.holdout import targets
-    from edgecsi.training.split_spec import resolve_split
-    from edgecsi.training.train_captures import run_capture_windows
-
-    try:
-        ws = run_capture_windows(config, source)
-    except FileNotFoundError as exc:
-        raise ExportError(f"{exc}; pass held-out windows (--data x.npz)") from exc
-    sp = resolve_split(ws, config["split"].get("spec") or config["split"]["name"])
-    test_idx = np.asarray(next(iter(sp.tests().values())))
     rng = np.random.default_rng(seed)
     if len(test_idx) > max_windows:
         test_idx = np.sort(rng.choice(test_idx, max_windows, replace=False))
