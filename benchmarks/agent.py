@@ -117,8 +117,10 @@ def measure(engine: str, bundle: Path, run_dir: Path, rates: list[int], seconds:
     cmd = [sys.executable, "-c", AGENT, engine, str(bundle), str(run_dir), str(port), str(http_port), query]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0"] + cmd
-    # Fewer malloc arenas: the agent's threads otherwise each keep their own heap (the unit file sets this too).
-    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    # The glibc settings the systemd unit of `edgecsi deploy` gives the agent.
+    from edgecsi.export.deploy import AGENT_MALLOC_ENV
+
+    env = {**os.environ, **AGENT_MALLOC_ENV}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.time() + 60

@@ -41,6 +41,9 @@ import math
 
 import numpy as np
 
+# Largest dense weight block (outputs x packet intervals) built at once: 8 MB of float64.
+MAX_WEIGHTS = 1 << 20
+
 
 class KernelTable:
     """Antiderivatives of the prototype ``h`` (linear between taps) for exact integrals against line segments.
@@ -153,5 +156,10 @@ class UniformResampler:
         rel = self._rel
         lo = max(0, int(np.searchsorted(rel, tj[0] - T, side="right")) - 1)
         hi = min(rel.shape[0] - 1, int(np.searchsorted(rel, tj[-1] + T, side="left")))
+        if tj.shape[0] > 1 and tj.shape[0] * (hi - lo) > MAX_WEIGHTS:
+            # A packet burst: fewer outputs per dense weight block, so the temporaries stay bounded
+            # (at 20,000 packets/s one block of ~100 outputs would weigh 30+ MB).
+            half = tj.shape[0] // 2
+            return np.concatenate([self._outputs(tj[:half]), self._outputs(tj[half:])])
         w = self.kernel.interval_weights(tj, rel[lo: hi + 1])  # [out, interval]
         return self._x[lo] + w @ np.diff(self._x[lo: hi + 1], axis=0)
