@@ -32,8 +32,10 @@ class DeployError(EdgeCSIError):
 # glibc settings for the agent process. One arena per thread would hold on to memory the agent no
 # longer uses; and glibc's default mmap threshold rises after every large free, so the arrays of a
 # packet burst end up on the heap and stay resident. Measured with benchmarks/agent.py's bundle after
-# 1k-20k packets/s bursts: RSS 118-125 MB with the default, 102-106 MB with a fixed 1 MB threshold
-# (a 128 kB threshold gave 91-95 MB but dropped packets at 10k/s: every burst array became an mmap).
+# 1k-20k packets/s bursts on one x86 core: RSS 127-137 MB with the default, 100-103 MB with a fixed
+# 1 MB threshold; the price is CPU at extreme rates (no drops up to 10k packets/s either way; at 20k/s
+# the default kept up and the 1 MB threshold lost about a third). A 128 kB threshold gave 91-95 MB
+# but dropped packets at 10k/s. A gateway sees 100-1,000 packets/s per link and has little memory.
 AGENT_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "1048576"}
 
 UNIT_TEMPLATE = """[Unit]
