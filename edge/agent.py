@@ -91,7 +91,7 @@ class _Model:
         self.target = bundle.manifest.get("target", "class")
         self.site_head_error = ""
         try:
-            self.site_head = self._site_head(bundle)
+            self.site_head = self._site_head(bundle, use_repair)
         except Exception as exc:  # a stale or damaged head: run the base model alone, and say why
             self.site_head, self.site_head_error = None, str(exc)
         self.repair = self._repair(bundle, self.session.get_inputs()[0].shape, threads) if use_repair else None
@@ -118,8 +118,9 @@ class _Model:
         return repair
 
     @staticmethod
-    def _site_head(bundle: Bundle):
-        """The installer's calibrated head (``edgecsi calibrate``), if one was fitted for this model."""
+    def _site_head(bundle: Bundle, use_repair: bool = True):
+        """The installer's calibrated head (``edgecsi calibrate``), if one was fitted for this model
+        (and this repair step: the head's embeddings must come from the same windows)."""
         from edgecsi.edge.calibration import HEAD_JSON, SiteHead
         from edgecsi.edge.site_calibration import SITE_DIR, base_model_sha256
 
@@ -127,7 +128,7 @@ class _Model:
         if not (site / HEAD_JSON).exists():
             return None
         # Raises for a head fitted on another base model: a stale head must not be blended in.
-        return SiteHead.load(site, base_model_sha256(bundle))
+        return SiteHead.load(site, base_model_sha256(bundle, with_repair=use_repair))
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Logits, or with a site head the log of the blended probabilities (same argmax semantics).

@@ -8,7 +8,8 @@
    under ``windows``), optionally ``labels`` (names, one per window) when no label is given; or a capture
    file (any format ``edgecsi.firmware_bridge.read`` sniffs), cut into windows by the bundle's own signal
    pipeline (``edgecsi.edge.pipeline``), every stream of it.
-3. Run the bundle model (onnxruntime, one thread): ``embedding`` and ``logits`` per window.
+3. Run the bundle model (onnxruntime, one thread), after its repair step if it has one:
+   ``embedding`` and ``logits`` per window.
 4. Append (embedding, label name) rows to the site store ``site/store.npz`` (refused when it was filled
    by another base model) and refit the head (``edgecsi.edge.calibration``) on the whole store, with
    the blend weight chosen by cross-validation against the base's own probabilities; save
@@ -53,23 +54,49 @@ class CalibrationReport:
                                                          "n_windows": self.head.n_windows}}
 
 
-def base_model_sha256(bundle: Bundle) -> str:
-    """sha256 of the bundle's model file (what a site head is tied to)."""
-    entry = bundle.manifest["files"][bundle.manifest["model"]["file"]]
+def _file_sha256(bundle: Bundle, name: str) -> str:
+    entry = bundle.manifest["files"][name]
     return entry["sha256"] if isinstance(entry, dict) else str(entry)
 
 
-def embed_windows(bundle: Bundle, x: np.ndarray, *, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """``(embedding[window, embed_dim], p_base[window, label])`` from the bundle's model."""
+def repair_file(bundle: Bundle) -> str | None:
+    """The bundle's repair generator file (``manifest["repair"]``), if it carries one."""
+    entry = bundle.manifest.get("repair")
+    return entry.get("file") if isinstance(entry, dict) else None
+
+
+def base_model_sha256(bundle: Bundle, *, with_repair: bool = True) -> str:
+    """What a site head and its store are tied to: the sha256 of the bundle's model file, or, when the
+    windows are repaired before the model (a repair step in the bundle, on unless the agent runs with
+    ``--no-repair``), the sha256 of that pair -- a head fitted on unrepaired embeddings must not be
+    blended with repaired ones, nor the other way round."""
+    model = _file_sha256(bundle, bundle.manifest["model"]["file"])
+    name = repair_file(bundle) if with_repair else None
+    if name is None:
+        return model
+    return hashlib.sha256(f"{model}+repair:{_file_sha256(bundle, name)}".encode()).hexdigest()
+
+
+def embed_windows(bundle: Bundle, x: np.ndarray, *, batch: int = 256,
+                  with_repair: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(embedding[window, embed_dim], p_base[window, label])`` from the bundle's model, on windows
+    repaired first when the bundle has a repair step (as the agent runs it)."""
     from edgecsi.edge.runtime import make_session, run_model
 
     session = make_session(bundle.model_bytes, threads=1)
     names = [o.name for o in session.get_outputs()]
     if "embedding" not in names:
         raise CalibrationError(f"{bundle.path}: the model has no 'embedding' output (outputs {names}); re-export it")
+    repair = None
+    name = repair_file(bundle) if with_repair else None
+    if name is not None:
+        from edgecsi.edge.repair import OnnxRepair
+
+        repair = OnnxRepair(bundle.path / name, threads=1, data=bundle.files[name])
     embs, probs = [], []
     for i in range(0, len(x), batch):
-        out = run_model(session, x[i:i + batch])
+        part = x[i:i + batch]
+        out = run_model(session, repair(part) if repair is not None else part)
         embs.append(out["embedding"])
         probs.append(softmax(out["logits"]))
     if not embs:
@@ -145,15 +172,16 @@ def save_store(site_dir: Path, base_sha: str, emb: np.ndarray, p_base: np.ndarra
 
 
 def calibrate(bundle_dir: str | Path, items: list[tuple[str | Path, str | None]], *, site_dir: str | Path | None = None,
-              method: str = "logistic", l2: float | None = None, trusted_keys: list[bytes] | None = None) -> CalibrationReport:
+              method: str = "logistic", l2: float | None = None, trusted_keys: list[bytes] | None = None,
+              with_repair: bool = True) -> CalibrationReport:
     """Add labelled windows (``items``: (windows file, label name or None = the file's own labels)) and refit.
 
     Returns a report; the head is saved under ``site_dir`` (default ``BUNDLE/site``) once at least two
-    labels have windows.
+    labels have windows. ``with_repair=False`` for a gateway that runs the agent with ``--no-repair``.
     """
     t0 = time.perf_counter()
     bundle = load_bundle(bundle_dir, trusted_keys=trusted_keys)
-    sha = base_model_sha256(bundle)
+    sha = base_model_sha256(bundle, with_repair=with_repair)
     site = Path(site_dir) if site_dir is not None else Path(bundle_dir) / SITE_DIR
     label_names = bundle.labels
     if not label_names:
@@ -173,7 +201,7 @@ def calibrate(bundle_dir: str | Path, items: list[tuple[str | Path, str | None]]
             added[n] = added.get(n, 0) + 1
     t1 = time.perf_counter()
     if new_x:
-        emb_new, p_new = embed_windows(bundle, np.concatenate(new_x))
+        emb_new, p_new = embed_windows(bundle, np.concatenate(new_x), with_repair=with_repair)
     else:
         emb_new, p_new = np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
     t2 = time.perf_counter()

@@ -57,16 +57,27 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
             continue
         for i in range(len(module) - 1):
             layer, bn = module[i], module[i + 1]
-            if not isinstance(bn, nn.BatchNorm1d) or not bn.track_running_stats:
+            if not isinstance(bn, nn.BatchNorm1d) or not bn.track_running_stats or not bn.affine:
                 continue
-            if isinstance(layer, nn.Linear):
+            if isinstance(layer, nn.Linear) and layer.out_features == bn.num_features:
                 module[i] = fuse_linear_bn_eval(layer, bn)
-            elif isinstance(layer, nn.Conv1d):
+            elif isinstance(layer, nn.Conv1d) and layer.out_channels == bn.num_features:
                 module[i] = fuse_conv_bn_eval(layer, bn)
             else:
                 continue
             module[i + 1] = nn.Identity()
     return folded
+
+
+def _folded_if_equal(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """``fold_batch_norms(model)`` when it gives the same outputs on ``example``, else ``model``: a
+    Linear followed by a BatchNorm1d over another axis (3-D input) must not be folded."""
+    folded = fold_batch_norms(model)
+    with torch.no_grad():
+        ref, got = ExportWrapper(model).eval()(example), ExportWrapper(folded).eval()(example)
+    ref, got = (ref, got) if isinstance(ref, tuple) else ((ref,), (got,))
+    same = all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(ref, got))
+    return folded if same else model
 
 
 def output_names(model: nn.Module) -> list[str]:
@@ -84,9 +95,9 @@ def export_onnx(
 ) -> Path:
     """Export to ``path`` and check the dims in the file are really dynamic."""
     path = Path(path)
-    wrapper = ExportWrapper(fold_batch_norms(model)).eval()
     # An example batch of 2 so no exporter can specialise the batch dim to 1.
     example = torch.randn(2, n_time, n_features)
+    wrapper = ExportWrapper(_folded_if_equal(model, example)).eval()
     outputs = output_names(model)
     axes = {"x": {0: "batch", **({1: "time"} if dynamic_time else {})}}
     for name in outputs:

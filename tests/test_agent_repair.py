@@ -113,3 +113,27 @@ def test_repair_that_does_not_fit_or_was_changed_is_refused(repair_setup, nexmon
     (unhashed / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="not among the hashed files"):
         _Model(load_bundle(unhashed), threads=1)
+
+
+def test_site_head_is_fitted_on_repaired_windows_and_tied_to_the_repair(repair_setup, nexmon_capture, tmp_path):
+    """`edgecsi calibrate` embeds windows as the agent sees them (repaired); a head fitted that way is not
+    blended into an agent running --no-repair, and the other way round."""
+    from edgecsi.edge.site_calibration import base_model_sha256, calibrate
+
+    bundle, _, x, y = repair_setup
+    live = tmp_path / "live"
+    shutil.copytree(bundle, live)
+    windows = tmp_path / "w.npz"
+    np.savez(windows, x=np.concatenate([x[:20], x[-20:]]), labels=np.array(["empty"] * 20 + ["present"] * 20))
+    report = calibrate(live, [(windows, None)])
+    loaded = load_bundle(live)
+    assert report.base_model_sha256 == base_model_sha256(loaded) != base_model_sha256(loaded, with_repair=False)
+    with_repair = _Model(loaded, threads=1)
+    assert with_repair.site_head is not None and with_repair.repair is not None
+    without = _Model(loaded, threads=1, use_repair=False)
+    assert without.site_head is None and "refit it" in without.site_head_error
+    # Fitted for --no-repair: the repairing agent refuses it instead.
+    shutil.rmtree(live / "site")
+    calibrate(live, [(windows, None)], with_repair=False)
+    assert _Model(load_bundle(live), threads=1, use_repair=False).site_head is not None
+    assert _Model(load_bundle(live), threads=1).site_head is None

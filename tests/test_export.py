@@ -143,3 +143,36 @@ def test_export_folds_batch_norm_and_keeps_outputs(name, tmp_path):
     out = run_model(make_session(str(path)), x)["logits"]
     with torch.no_grad():
         np.testing.assert_allclose(out, model(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", ["time-axis-bn", "no-affine"])
+def test_export_leaves_batch_norms_it_cannot_fold(case, tmp_path):
+    """A BatchNorm1d over another axis than the Linear's outputs (3-D input), or one without affine
+    parameters, is exported as it is: outputs equal torch."""
+    import torch
+    from torch import nn
+
+    from edgecsi.export.onnx_export import export_onnx
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            # [batch, time=5, feature=4] -> Linear over features (5 outputs) -> BatchNorm over time (5).
+            bn = nn.BatchNorm1d(5, affine=case != "no-affine")
+            self.body = nn.Sequential(nn.Linear(4, 5), bn)
+            self.out = nn.Linear(25, 2)
+
+        def forward(self, x):
+            return self.out(self.body(x).flatten(1))
+
+    torch.manual_seed(0)
+    net = Net()
+    net.train()
+    for _ in range(3):
+        net(torch.randn(8, 5, 4) * 3 + 1)
+    net.eval()
+    path = export_onnx(net, n_time=5, n_features=4, path=tmp_path / "m.onnx")
+    x = (np.random.default_rng(0).normal(size=(6, 5, 4)) * 3 + 1).astype(np.float32)
+    out = run_model(make_session(str(path)), x)["logits"]
+    with torch.no_grad():
+        np.testing.assert_allclose(out, net(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-4)

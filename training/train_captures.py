@@ -66,9 +66,12 @@ def capture_windows(task: str, items: Sequence[tuple[str | Path, str | None]], c
     from edgecsi.training.from_captures import load_capture, windows_from_captures
 
     items = [(Path(path).resolve(), label) for path, label in items]
-    captures = [load_capture(path, label=label, label_column=label_column, domains={"file": path.name},
+    names = [path.name for path, _ in items]
+    if len(set(names)) < len(names):  # a label-folder tree may repeat names: say which folder
+        names = [f"{path.parent.name}/{path.name}" for path, _ in items]
+    captures = [load_capture(path, label=label, label_column=label_column, domains={"file": name},
                              **(read_options or {}))
-                for path, label in items]
+                for (path, label), name in zip(items, names)]
     ws, fitted = windows_from_captures(captures, config, task=task, name="captures", labels=labels, refit=refit)
     formats = set()
     for path, _ in items:

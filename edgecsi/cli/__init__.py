@@ -43,7 +43,7 @@ def main() -> None:
     try:
         app()
     except (EdgeCSIError, ValueError, OSError) as exc:
-        if os.environ.get("EDGECSI_DEBUG"):
+        if os.environ.get("EDGECSI_DEBUG", "").strip() not in ("", "0"):
             raise
         print(f"edgecsi: error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -104,6 +104,9 @@ def calibrate_command(
     method: str = typer.Option("logistic", help="logistic | ridge"),
     l2: Optional[float] = typer.Option(None, help="L2 regularisation (default 1e-2 logistic, 1.0 ridge)"),
     trusted_key: List[Path] = typer.Option([], help="public key(s) the bundle must be signed with"),
+    repair: bool = typer.Option(True, "--repair/--no-repair",
+                                help="embed repaired windows (as the agent runs the bundle's repair step); "
+                                     "--no-repair for an agent run with --no-repair"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Append labelled site windows to the site store and refit the gateway's numpy head."""
@@ -116,7 +119,7 @@ def calibrate_command(
     labels: list[str | None] = (list(label) if len(label) == len(windows) else [label[0]] * len(windows)) if label \
         else [None] * len(windows)
     report = calibrate(bundle, list(zip(windows, labels)), site_dir=site, method=method, l2=l2,
-                       trusted_keys=load_public_keys(trusted_key) or None)
+                       trusted_keys=load_public_keys(trusted_key) or None, with_repair=repair)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
         return

@@ -24,7 +24,8 @@ def export_command(
     sign_key: Optional[Path] = typer.Option(None, help="Ed25519 private key (PEM) to sign the manifest"),
     version: Optional[int] = typer.Option(None, help="bundle version (default: current Unix time)"),
     repair: Optional[Path] = typer.Option(None, help="repair generator ONNX (edgecsi generative repair-export) the "
-                                                      "agent runs on every window before the model"),
+                                                      "agent runs on every window before the model; the bundle "
+                                                      "with it must stay within --max-int8-drop of torch"),
     as_json: bool = typer.Option(False, "--json", help="print the parity report as JSON"),
 ) -> None:
     """Export a run to ONNX, quantize it to int8, check parity and write a bundle."""
@@ -81,8 +82,10 @@ def bundle_info(
     if info.get("base_model_sha256"):
         typer.echo(f"  adapted from base model sha256 {info['base_model_sha256'][:16]}...")
     if info.get("repair"):
+        held = info["repair"].get("heldout_metric") or {}
         typer.echo(f"  repair step {info['repair'].get('file')} ({info['repair'].get('n_features')} features) runs "
-                   "before the model")
+                   f"before the model; held-out with repair {held.get('with_repair', float('nan')):.3f}, "
+                   f"without {held.get('without_repair', float('nan')):.3f}")
     for name, entry in info["files"].items():
         typer.echo(f"  {name:20s} {entry['bytes']:>9} B  sha256 {entry['sha256'][:16]}...")
 

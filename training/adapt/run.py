@@ -97,7 +97,12 @@ def run_windows(config: dict) -> WindowSet:
     if isinstance(desc.get("captures"), dict):
         from edgecsi.training.train_captures import run_capture_windows
 
-        return run_capture_windows(config, desc["captures"])
+        ws = run_capture_windows(config, desc["captures"])
+        if desc.get("x_shape") and list(ws.x.shape) != list(desc["x_shape"]):
+            # e.g. a run trained on a selection of the capture windows: its split would not fit these.
+            raise ValueError(f"the run's captures now give windows {list(ws.x.shape)}, the run recorded "
+                             f"{desc['x_shape']}; the captures changed or the run used a selection of them")
+        return ws
     if not desc.get("name") or desc["name"] == "captures":
         raise ValueError("the run does not name a reloadable data set or the captures it came from")
     return load_dataset(desc["name"], **desc.get("options", {}))
@@ -111,8 +116,12 @@ def capture_target(config: dict, listing: str | Path) -> WindowSet:
 
     if not config.get("pipeline"):
         raise ValueError("the base run carries no signal-pipeline config: its windows cannot be cut from captures")
+    # Read and label the site's captures the way the base run's own captures were (if it had any).
+    base = (config.get("dataset") or {}).get("captures")
+    base = base if isinstance(base, dict) else {}
     ws, _ = capture_windows(config["task"], read_capture_list(listing), PipelineConfig.from_dict(config["pipeline"]),
-                            labels=config["labels"], refit=False)
+                            labels=config["labels"], refit=False, label_column=base.get("label_column", "label"),
+                            read_options=base.get("read_options"))
     return ws
 
 
