@@ -371,3 +371,32 @@ def test_site_captures_train_adapt_export_run(tmp_path):
     stats = Agent(AgentOptions(bundle=tmp_path / "bundle", sources=[f"file:{tmp_path / 'site' / 'present12.pcap'}?speed=0"],
                                http=None, stdout=False)).run(install_signals=False)
     assert stats["windows"] > 0 and stats["inferences"] == stats["windows"] and stats["inference_errors"] == 0
+
+
+def test_site_captures_are_read_and_labelled_like_the_base_runs(tmp_path):
+    """A base run labelled by a sidecar column other than 'label': the site's captures are labelled by
+    the same column; a run whose recorded captures now cut other windows is refused."""
+    from edgecsi.firmware_bridge import read
+    from edgecsi.training.adapt.run import capture_target, run_windows
+    from edgecsi.training.from_captures import default_config
+    from edgecsi.training.simulate import simulate, write_simulation
+    from edgecsi.training.train import _resolve_dataset
+    from edgecsi.training.train_captures import capture_windows, read_capture_list
+
+    for seed in (0, 1):
+        path = tmp_path / f"c{seed}.pcap"
+        write_simulation(simulate("presence", fmt="nexmon-43455c0", seconds=4, seed=seed), path)
+        n = read(path).n_packets
+        labels = np.where(np.arange(n) < n // 2, "empty", "present")
+        (tmp_path / f"c{seed}.labels.csv").write_text("activity\n" + "\n".join(labels) + "\n")
+    (tmp_path / "list.txt").write_text("c0.pcap\nc1.pcap\n")
+    ws, fitted = capture_windows("presence", read_capture_list(tmp_path / "list.txt"), default_config(),
+                                 label_column="activity")
+    _, desc = _resolve_dataset("presence", ws, None)
+    config = {"task": "presence", "pipeline": fitted.to_dict(), "labels": list(ws.labels), "dataset": desc}
+    site = capture_target(config, tmp_path / "list.txt")
+    assert site.x.shape == ws.x.shape and (site.y == ws.y).all()
+    assert len(run_windows(config)) == len(ws)
+    _, part = _resolve_dataset("presence", ws.subset(ws.where(file="c0.pcap")), None)
+    with pytest.raises(ValueError, match="selection"):
+        run_windows({**config, "dataset": part})
