@@ -27,6 +27,7 @@ def write_bundle(
     bundle_version: int | None = None,
     base_model_sha256: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    min_onnxruntime: str = MIN_ONNXRUNTIME,
 ) -> Path:
     """Copy ``files`` (name -> source path or bytes) into ``out_dir`` and write the manifest.
 
@@ -63,7 +64,7 @@ def write_bundle(
         "files": hashes,
         "base_model_sha256": base_model_sha256,
         "metrics": dict(metrics or {}),
-        "min_onnxruntime": MIN_ONNXRUNTIME,
+        "min_onnxruntime": min_onnxruntime,
         **dict(extra or {}),
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from edgecsi.errors import EdgeCSIError
 from edgecsi.export.bundle_writer import write_bundle
-from edgecsi.export.onnx_export import export_onnx, output_names
+from edgecsi.export.onnx_export import export_onnx, output_names, required_onnxruntime
 from edgecsi.export.parity import ParityReport, parity_report
 from edgecsi.export.quantize import quantize_model
 from edgecsi.export.signing import sign_bundle
@@ -144,8 +145,10 @@ def export_run(run_dir: str | Path, out: str | Path, *, heldout: HeldOut | None 
                                          max_drop=max_int8_drop)
             files[repair_entry["file"]] = repair_bytes
         run_metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+        needs = required_onnxruntime(onnx.load(str(files[model_file])))
         write_bundle(
             out, files=files, model_file=model_file, task=config["task"], labels=config["labels"],
+            min_onnxruntime=needs,
             input_spec={"name": "x", **config["input"], "dynamic_time": dynamic_time},
             outputs=output_names(model), pipeline=config.get("pipeline") or {},
             source_formats=source_formats or _formats_for(config), bundle_version=bundle_version,

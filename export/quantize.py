@@ -81,6 +81,18 @@ def compare_latency(models: dict[str, Path | bytes], x: np.ndarray, runs: int = 
     return {k: (float(np.percentile(t, 50) * 1e3), float(np.percentile(t, 99) * 1e3)) for k, t in times.items()}
 
 
+def _only_used_opsets(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop opset imports of domains no node uses. ``quant_pre_process`` saves an onnxruntime-optimised
+    model that imports every domain this onnxruntime knows (ai.onnx.ml 5, training, nchwc ...); an
+    older runtime refuses a model stamped with an opset newer than its own even when no node uses it
+    (measured: onnxruntime 1.17 refused every int8 bundle over ``ai.onnx.ml`` 5)."""
+    used = {n.domain for n in model.graph.node} | {""}
+    keep = [o for o in model.opset_import if o.domain in used or (o.domain == "ai.onnx" and "" in used)]
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
+    return model
+
+
 def _last_node(path: Path, ops: tuple[str, ...]) -> list[str]:
     names = [n.name for n in onnx.load(str(path)).graph.node if n.op_type in ops]
     return names[-1:]
@@ -164,6 +176,6 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, calibration: np.
                       compare_latency({name: paths[name] for name in close}, calibration, runs=400).items()}
         best = min(candidates, key=candidates.get)
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_bytes(paths[best].read_bytes())
+        out_path.write_bytes(_only_used_opsets(onnx.load(str(paths[best]))).SerializeToString())
     return QuantizedModel(path=out_path, activation_type=best, dynamic_lstm=lstm,
                           latency_ms=candidates[best], candidates=candidates, agreement=agreement)

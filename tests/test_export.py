@@ -37,6 +37,11 @@ def test_export_real_run_parity_size_and_dims(har_bundle):
     assert p.argmax_agreement_int8 >= 0.95
     assert p.size_bytes["int8"] <= 0.35 * p.size_bytes["fp32"]
     assert not list(bundle_dir.glob("*.data"))  # one self-contained file, no external-data sidecar
+    # Only the opsets its nodes use: an older onnxruntime refuses a model stamped with a newer opset of
+    # any domain (1.17 refused ai.onnx.ml 5, imported by quant_pre_process but used by no node).
+    int8 = onnx.load(str(bundle_dir / "model.onnx"))
+    assert {(o.domain or "ai.onnx") for o in int8.opset_import} <= {"ai.onnx", "com.microsoft"}
+    assert json.loads((bundle_dir / "manifest.json").read_text())["min_onnxruntime"] == "1.17.0"
 
     proto = onnx.load(str(bundle_dir / "model.fp32.onnx"))
     dims = proto.graph.input[0].type.tensor_type.shape.dim
@@ -176,3 +181,26 @@ def test_export_leaves_batch_norms_it_cannot_fold(case, tmp_path):
     out = run_model(make_session(str(path)), x)["logits"]
     with torch.no_grad():
         np.testing.assert_allclose(out, net(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_quantized_bilstm_states_the_runtime_it_needs(tmp_path):
+    """Static QDQ + DynamicQuantizeLSTM aborts onnxruntime 1.17-1.30 at session creation (measured):
+    such a graph declares 1.31.1 as its minimum; a convolutional int8 graph keeps 1.17.0."""
+    import torch
+
+    from edgecsi.export.onnx_export import export_onnx, required_onnxruntime
+    from edgecsi.export.quantize import quantize_model
+    from edgecsi.training.models import build_model
+
+    x = np.random.default_rng(0).normal(size=(32, 20, 8)).astype(np.float32)
+    needs = {}
+    for name in ("cnn_bilstm", "cnn1d"):
+        torch.manual_seed(0)
+        model = build_model(name, n_features=8, n_time=20, n_outputs=3, **({"segments": 4} if name == "cnn_bilstm" else {}))
+        fp32 = export_onnx(model.eval(), n_time=20, n_features=8, path=tmp_path / f"{name}.onnx",
+                           dynamic_time=name == "cnn_bilstm")
+        q = quantize_model(fp32, tmp_path / f"{name}.int8.onnx", x)
+        proto = onnx.load(str(q.path))
+        assert {(o.domain or "ai.onnx") for o in proto.opset_import} <= {"ai.onnx", "com.microsoft"}
+        needs[name] = required_onnxruntime(proto)
+    assert needs == {"cnn_bilstm": "1.31.1", "cnn1d": "1.17.0"}
