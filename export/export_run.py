@@ -54,6 +54,7 @@ def heldout_from_run(config: dict, *, max_windows: int = 2000, seed: int = 0) ->
     """Reload the run's data (its data set, or the captures it was trained from, cut again by its
     pipeline) and split: calibrate on training windows, check on test windows."""
     from edgecsi.training.adapt.run import run_windows
+    from edgecsi.training.datasets import DatasetNotFound
     from edgecsi.training.holdout import targets
     from edgecsi.training.split_spec import resolve_split
 
@@ -71,7 +72,7 @@ def heldout_from_run(config: dict, *, max_windows: int = 2000, seed: int = 0) ->
         return HeldOut(calibration=calibration, x=x, y=y)
     try:
         ws = run_windows(config)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, DatasetNotFound) as exc:
         raise ExportError(f"{exc}; pass held-out windows (--data x.npz)") from exc
     sp = resolve_split(ws, config["split"].get("spec") or config["split"]["name"])
     tests = sp.tests()
