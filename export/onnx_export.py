@@ -24,19 +24,27 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 # runtime (the oldest with cp311 aarch64 wheels we test against).
 OPSET = 17
 MIN_ONNXRUNTIME = "1.17.0"
-# Measured 2026-12-06 with the pip wheels: an int8 graph that combines static QDQ with the contrib
-# DynamicQuantizeLSTM (the quantized CNN-BiLSTM) aborts session creation (a C++ assertion, the process
+# Measured 2026-12-06 with the pip wheels: an int8 graph where a DequantizeLinear feeds the contrib
+# DynamicQuantizeLSTM (static QDQ everywhere + dynamic LSTM) aborts session creation (a C++ assertion, the process
 # dies) in onnxruntime 1.17.0 through 1.30.0 at any optimisation level above "disabled"; 1.31.1 and
 # 1.32.0 load and run it. Every other int8 and fp32 graph of the zoo loads and runs in 1.17.0.
 MIN_ONNXRUNTIME_QDQ_LSTM = "1.31.1"
 
 
 def required_onnxruntime(model: onnx.ModelProto) -> str:
-    """The oldest onnxruntime known to load ``model`` (see the measurements above)."""
-    ops = {(n.domain, n.op_type) for n in model.graph.node}
-    qdq = ("", "QuantizeLinear") in ops or ("", "DequantizeLinear") in ops
-    if qdq and ("com.microsoft", "DynamicQuantizeLSTM") in ops:
-        return MIN_ONNXRUNTIME_QDQ_LSTM
+    """The oldest onnxruntime known to load ``model`` (see the measurements above): the abort needs a
+    DequantizeLinear output reaching a DynamicQuantizeLSTM input through shape-only ops (the graph
+    ``edgecsi.export.quantize`` writes for recurrent models no longer has one)."""
+    producer = {out: n for n in model.graph.node for out in n.output}
+    passthrough = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity"}
+    for node in model.graph.node:
+        if node.domain != "com.microsoft" or node.op_type != "DynamicQuantizeLSTM":
+            continue
+        src = producer.get(node.input[0])
+        while src is not None and src.op_type in passthrough:
+            src = producer.get(src.input[0])
+        if src is not None and src.op_type == "DequantizeLinear":
+            return MIN_ONNXRUNTIME_QDQ_LSTM
     return MIN_ONNXRUNTIME
 
 

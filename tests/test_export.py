@@ -184,23 +184,37 @@ def test_export_leaves_batch_norms_it_cannot_fold(case, tmp_path):
 
 
 def test_quantized_bilstm_states_the_runtime_it_needs(tmp_path):
-    """Static QDQ + DynamicQuantizeLSTM aborts onnxruntime 1.17-1.30 at session creation (measured):
-    such a graph declares 1.31.1 as its minimum; a convolutional int8 graph keeps 1.17.0."""
+    """A DequantizeLinear feeding DynamicQuantizeLSTM aborts onnxruntime 1.17-1.30 at session creation
+    (measured): such a graph declares 1.31.1. The recurrent int8 graph quantize_model writes (static
+    QDQ on the convolutional front, dynamic MatMul/Gemm/LSTM) has none and keeps 1.17.0, as do
+    convolutional ones; every int8 file declares only the opsets it uses."""
     import torch
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from edgecsi.export.onnx_export import export_onnx, required_onnxruntime
-    from edgecsi.export.quantize import quantize_model
+    from edgecsi.export.quantize import WindowReader, quantize_model
     from edgecsi.training.models import build_model
 
     x = np.random.default_rng(0).normal(size=(32, 20, 8)).astype(np.float32)
-    needs = {}
+    needs, protos = {}, {}
     for name in ("cnn_bilstm", "cnn1d"):
         torch.manual_seed(0)
         model = build_model(name, n_features=8, n_time=20, n_outputs=3, **({"segments": 4} if name == "cnn_bilstm" else {}))
         fp32 = export_onnx(model.eval(), n_time=20, n_features=8, path=tmp_path / f"{name}.onnx",
                            dynamic_time=name == "cnn_bilstm")
         q = quantize_model(fp32, tmp_path / f"{name}.int8.onnx", x)
-        proto = onnx.load(str(q.path))
+        protos[name] = proto = onnx.load(str(q.path))
         assert {(o.domain or "ai.onnx") for o in proto.opset_import} <= {"ai.onnx", "com.microsoft"}
         needs[name] = required_onnxruntime(proto)
-    assert needs == {"cnn_bilstm": "1.31.1", "cnn1d": "1.17.0"}
+    assert needs == {"cnn_bilstm": "1.17.0", "cnn1d": "1.17.0"}
+    ops = {(n.domain, n.op_type) for n in protos["cnn_bilstm"].graph.node}
+    assert ("com.microsoft", "DynamicQuantizeLSTM") in ops and ("", "DequantizeLinear") in ops
+    # The graph that aborts old runtimes: static QDQ everywhere, then dynamic LSTM.
+    quant_pre_process(str(tmp_path / "cnn_bilstm.onnx"), str(tmp_path / "pre.onnx"))
+    quantize_static(str(tmp_path / "pre.onnx"), str(tmp_path / "static.onnx"), WindowReader(x),
+                    quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    per_channel=True)
+    quantize_dynamic(str(tmp_path / "static.onnx"), str(tmp_path / "both.onnx"), op_types_to_quantize=["LSTM"],
+                     weight_type=QuantType.QInt8)
+    assert required_onnxruntime(onnx.load(str(tmp_path / "both.onnx"))) == "1.31.1"
