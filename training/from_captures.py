@@ -88,9 +88,9 @@ def windows_from_captures(captures: Sequence[LabelledCapture], config: PipelineC
     """Fit the pipeline on ``captures`` and cut labelled windows from every stream of each.
 
     Returns the windows (domain columns: ``capture``, ``stream`` and each capture's
-    ``domains``) and the fitted config to save with the model. Windows are NOT normalised
-    by the pipeline here when the model normalises itself, but the statistics are fitted
-    and saved either way so the gateway does exactly what training did.
+    ``domains``) and the fitted config to save with the model. The windows are the pipeline's
+    output with that fitted config (standardised when ``config.normalise.enabled``), exactly
+    what the gateway's pipeline will produce from the same packets.
 
     ``refit=False`` cuts windows with ``config`` exactly as given (a trained run's fitted
     config): a new site's captures must go through the pipeline the model was trained with,

@@ -2,11 +2,13 @@
 
 Input layout (fixed for every model, and for the exported ONNX graph):
 
-    x[batch, time, feature]  float32, the *un-normalised* output of the signal pipeline / data-set loader
+    x[batch, time, feature]  float32, exactly what the signal pipeline / data-set loader outputs
 
 Each model normalises its input itself with per-feature statistics stored as buffers
 (``input_mean[feature]``, ``input_std[feature]``, set from the training data by ``set_input_stats``),
-so the exported graph takes exactly what the gateway's pipeline produces.
+so the exported graph takes exactly what the gateway's pipeline produces. (A pipeline whose config
+has ``normalise.enabled`` has already standardised its output with its own fitted statistics, in
+training and on the gateway alike; the model's statistics then sit near 0 / 1.)
 
 Output: ``forward(x) = head(embed(x))`` -> float32[batch, n_outputs] (logits for classification,
 values for regression). ``embed(x)`` -> float32[batch, embed_dim] is everything before the final
@@ -24,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-INPUT_LAYOUT = "x[batch, time, feature] float32 (un-normalised; the model normalises per feature)"
+INPUT_LAYOUT = "x[batch, time, feature] float32 (the signal pipeline's output; the model normalises per feature)"
 
 
 class CSIModel(nn.Module):
