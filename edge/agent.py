@@ -99,21 +99,15 @@ class _Model:
     @staticmethod
     def _repair(bundle: Bundle, input_shape, threads: int):
         """The bundle's optional repair generator (``manifest["repair"]``), from its verified bytes."""
-        entry = bundle.manifest.get("repair")
-        if not entry:
-            return None
-        from edgecsi.edge.repair import OnnxRepair
+        from edgecsi.edge.repair import bundle_repair
 
-        name = entry.get("file") if isinstance(entry, dict) else None
-        if name not in bundle.files:
-            raise BundleError(f"{bundle.path}: manifest names repair file {name!r}, which is not among the hashed files")
         try:
-            repair = OnnxRepair(bundle.path / name, threads=threads, data=bundle.files[name])
+            repair = bundle_repair(bundle, threads=threads)
         except ValueError as exc:
             raise BundleError(str(exc)) from exc
         n_features = input_shape[2] if len(input_shape) == 3 else None
-        if isinstance(n_features, int) and repair.n_features != n_features:
-            raise BundleError(f"{bundle.path / name}: repairs {repair.n_features} features per step, the model "
+        if repair is not None and isinstance(n_features, int) and repair.n_features != n_features:
+            raise BundleError(f"{repair.path}: repairs {repair.n_features} features per step, the model "
                               f"takes {n_features}")
         return repair
 

@@ -61,4 +61,22 @@ class OnnxRepair:
         return json.loads(raw) if raw else {}
 
 
-__all__ = ["OnnxRepair"]
+def repair_file(manifest: dict) -> str | None:
+    """The repair generator file a bundle manifest names (``manifest["repair"]["file"]``), if any."""
+    entry = manifest.get("repair")
+    return entry.get("file") if isinstance(entry, dict) else None
+
+
+def bundle_repair(bundle, *, threads: int = 1) -> OnnxRepair | None:
+    """The repair step of a verified bundle (``edgecsi.edge.bundle.Bundle``), built from the bytes the
+    bundle check read; None when it has none. Raises ValueError when the manifest names a file that is
+    not among the hashed ones or that is not a loadable repair model."""
+    name = repair_file(bundle.manifest)
+    if name is None:
+        return None
+    if name not in bundle.files:
+        raise ValueError(f"{bundle.path}: manifest names repair file {name!r}, which is not among the hashed files")
+    return OnnxRepair(bundle.path / name, threads=threads, data=bundle.files[name])
+
+
+__all__ = ["OnnxRepair", "bundle_repair", "repair_file"]

@@ -32,6 +32,7 @@ import numpy as np
 
 from edgecsi.edge.bundle import Bundle, load_bundle
 from edgecsi.edge.calibration import CalibrationError, SiteHead, fit_site_head, softmax
+from edgecsi.edge.repair import bundle_repair, repair_file
 
 STORE = "store.npz"
 SITE_DIR = "site"
@@ -59,19 +60,13 @@ def _file_sha256(bundle: Bundle, name: str) -> str:
     return entry["sha256"] if isinstance(entry, dict) else str(entry)
 
 
-def repair_file(bundle: Bundle) -> str | None:
-    """The bundle's repair generator file (``manifest["repair"]``), if it carries one."""
-    entry = bundle.manifest.get("repair")
-    return entry.get("file") if isinstance(entry, dict) else None
-
-
 def base_model_sha256(bundle: Bundle, *, with_repair: bool = True) -> str:
     """What a site head and its store are tied to: the sha256 of the bundle's model file, or, when the
     windows are repaired before the model (a repair step in the bundle, on unless the agent runs with
     ``--no-repair``), the sha256 of that pair -- a head fitted on unrepaired embeddings must not be
     blended with repaired ones, nor the other way round."""
     model = _file_sha256(bundle, bundle.manifest["model"]["file"])
-    name = repair_file(bundle) if with_repair else None
+    name = repair_file(bundle.manifest) if with_repair else None
     if name is None:
         return model
     return hashlib.sha256(f"{model}+repair:{_file_sha256(bundle, name)}".encode()).hexdigest()
@@ -87,12 +82,7 @@ def embed_windows(bundle: Bundle, x: np.ndarray, *, batch: int = 256,
     names = [o.name for o in session.get_outputs()]
     if "embedding" not in names:
         raise CalibrationError(f"{bundle.path}: the model has no 'embedding' output (outputs {names}); re-export it")
-    repair = None
-    name = repair_file(bundle) if with_repair else None
-    if name is not None:
-        from edgecsi.edge.repair import OnnxRepair
-
-        repair = OnnxRepair(bundle.path / name, threads=1, data=bundle.files[name])
+    repair = bundle_repair(bundle) if with_repair else None
     embs, probs = [], []
     for i in range(0, len(x), batch):
         part = x[i:i + batch]

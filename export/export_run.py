@@ -143,6 +143,7 @@ def export_run(run_dir: str | Path, out: str | Path, *, heldout: HeldOut | None 
             repair_bytes = Path(repair).read_bytes()  # checked and bundled: the same bytes
             repair_entry = _check_repair(Path(repair), repair_bytes, files[model_file], heldout, n_features=n_features,
                                          classification=classification, reference=report.metric_torch,
+                                         before=report.metric_int8 if int8_ok else report.metric_fp32,
                                          max_drop=max_int8_drop)
             files[repair_entry["file"]] = repair_bytes
         run_metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
@@ -169,10 +170,11 @@ def export_run(run_dir: str | Path, out: str | Path, *, heldout: HeldOut | None 
 
 
 def _check_repair(path: Path, data: bytes, model_path: Path, heldout: HeldOut, *, n_features: int,
-                  classification: bool, reference: float, max_drop: float) -> dict:
+                  classification: bool, reference: float, before: float, max_drop: float) -> dict:
     """The manifest entry for a repair generator, after checking it fits and that what the agent will run
     (repair, then the bundled model) stays within ``max_drop`` of torch (``reference``) on clean held-out
-    windows: the same budget int8 has, not a second one."""
+    windows: the same budget int8 has, not a second one. ``before``: the bundled model's own metric on
+    those windows (from the parity report)."""
     from edgecsi.edge.repair import OnnxRepair
     from edgecsi.export.parity import _metric, _ort_outputs
 
@@ -184,7 +186,6 @@ def _check_repair(path: Path, data: bytes, model_path: Path, heldout: HeldOut, *
         raise ExportError(f"{path}: repairs {rep.n_features} features per step, the model takes {n_features}")
     x = np.ascontiguousarray(heldout.x, dtype=np.float32)
     repaired = np.concatenate([rep(x[i:i + 256]) for i in range(0, len(x), 256)]) if len(x) else x
-    before = _metric(_ort_outputs(model_path, x), heldout.y, classification)
     after = _metric(_ort_outputs(model_path, repaired), heldout.y, classification)
     drop = (reference - after) if classification else (after - reference)
     if drop > max_drop:
@@ -200,7 +201,7 @@ def _formats_for(config: dict) -> list[str]:
     # A model trained from captures accepts the formats it was trained on (their subcarrier layout).
     source = (config.get("dataset") or {}).get("captures")
     source = source if isinstance(source, dict) else {}
-    if source.get("formats") and "unknown" not in source["formats"]:
+    if source.get("formats"):
         return list(source["formats"])
     pipeline = config.get("pipeline") or {}
     formats = pipeline.get("source_formats") if isinstance(pipeline, dict) else None

@@ -57,11 +57,6 @@ class QuantizedModel:
     agreement: dict[str, float]  # variant -> agreement with the fp32 model on training-side windows
 
 
-def latency_ms(model_path: Path | bytes, x: np.ndarray, runs: int = 200) -> tuple[float, float]:
-    """p50 and p99 latency at batch 1 on one thread."""
-    return compare_latency({"m": model_path}, x, runs)["m"]
-
-
 def compare_latency(models: dict[str, Path | bytes], x: np.ndarray, runs: int = 200,
                     rounds: int = 10) -> dict[str, tuple[float, float]]:
     """p50 and p99 latency (ms) at batch 1 on one thread of several models, measured

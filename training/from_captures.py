@@ -39,6 +39,7 @@ class LabelledCapture:
     label: str | None = None
     packet_labels: np.ndarray | None = None  # str[packet], in packet_index order
     domains: dict[str, str] = field(default_factory=dict)
+    format: str = ""  # the reader that parsed it (``Capture.format``)
 
 
 def read_labels_csv(path: str | Path, column: str = "label") -> np.ndarray:
@@ -72,7 +73,7 @@ def load_capture(path: str | Path, *, label: str | None = None, labels_csv: str 
     elif label is None:
         raise ValueError(f"{path}: no label given and no sidecar {sidecar.name}")
     return LabelledCapture(batch=batch, source=str(path), label=label, packet_labels=packet_labels,
-                           domains=dict(domains or {}))
+                           domains=dict(domains or {}), format=capture.format)
 
 
 def default_config(rate_hz: float = 100.0, window: int = 50, hop: int = 25) -> PipelineConfig:

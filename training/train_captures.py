@@ -62,7 +62,6 @@ def capture_windows(task: str, items: Sequence[tuple[str | Path, str | None]], c
     """``(WindowSet, fitted PipelineConfig)`` of the captures; the window set's ``meta["captures"]`` says
     how to rebuild it (absolute paths, labels, options), so ``edgecsi export`` of the run can cut the
     same held-out windows again."""
-    from edgecsi.firmware_bridge import sniff
     from edgecsi.training.from_captures import load_capture, windows_from_captures
 
     items = [(Path(path).resolve(), label) for path, label in items]
@@ -73,12 +72,8 @@ def capture_windows(task: str, items: Sequence[tuple[str | Path, str | None]], c
                              **(read_options or {}))
                 for (path, label), name in zip(items, names)]
     ws, fitted = windows_from_captures(captures, config, task=task, name="captures", labels=labels, refit=refit)
-    formats = set()
-    for path, _ in items:
-        with open(path, "rb") as fh:
-            formats.add(sniff(fh.read(65536)) or "unknown")
     ws.meta["captures"] = {"kind": "captures", "items": [[str(path), label] for path, label in items],
-                         "formats": sorted(formats),
+                         "formats": sorted({c.format for c in captures}),
                          "label_column": label_column, "read_options": dict(read_options or {}),
                          "labels": list(ws.labels)}
     return ws, fitted
