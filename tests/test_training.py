@@ -158,6 +158,29 @@ def test_ensemble_combine_is_the_mean_of_its_members():
         torch.testing.assert_close(rebuilt.eval()(x), ens(x))
 
 
+def test_ensemble_of_different_models_rebuilds_from_its_arch():
+    from edgecsi.training.models import build_from_arch, combine
+
+    torch.manual_seed(0)
+    members = [build_model("motion_cnn", 12, 40, 3, downsample=2).eval(),
+               build_model("motion_cnn", 12, 40, 3, downsample=2, center=False).eval(),
+               build_model("activity_cnn", 12, 40, 3).eval()]
+    ens = combine(members)
+    x = torch.randn(4, 40, 12) * 3 + 5
+    with torch.no_grad():
+        torch.testing.assert_close(ens(x), torch.stack([m(x) for m in members]).mean(0))
+        # centring really differs between the two motion members (same weights would agree otherwise)
+        assert not torch.allclose(members[0](x), members[1](x))
+    rebuilt = build_from_arch(ens.arch())
+    assert [m.name for m in rebuilt.members] == ["motion_cnn", "motion_cnn", "activity_cnn"]
+    assert rebuilt.members[1].hp["center"] is False
+    rebuilt.load_state_dict(ens.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(x), ens(x))
+    with pytest.raises(ValueError, match="different shapes"):
+        combine([members[0], build_model("motion_cnn", 12, 40, 4, downsample=2)])
+
+
 def test_standardise_per_domain_uses_each_groups_own_statistics():
     from edgecsi.training.datasets.base import WindowSet
     from edgecsi.training.domain_norm import standardise_per_domain

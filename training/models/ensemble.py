@@ -1,9 +1,11 @@
-"""``ensemble``: K members of one zoo family whose outputs are averaged, as ONE exportable model.
+"""``ensemble``: K zoo models whose outputs are averaged, as ONE exportable model.
 
     members = [train(..., "count_dnn", seed=s, ...).model for s in range(5)]
     model = combine(members)             # model(x) == mean(member(x) for member in members)
 
-Seed ensembles cut the day-to-day variance of the small Wi-CaL models (see docs/results/training.md).
+Members may differ (``member_arch``: one ``{"name", "hp"}`` per member, e.g. a ``motion_cnn`` on
+per-window centred CSI next to one on the raw levels): on Intel 5300 leave-one-person-out such a
+pair beat three seeds of one configuration by 5-6 points (docs/results/training.md).
 The contract of every zoo model holds: ``embed(x)`` is the concatenation of the members' embeddings
 ``[batch, K * member.embed_dim]`` and ``head`` is one ``nn.Linear`` initialised to the block matrix
 ``[W_1 ... W_K] / K`` with bias ``mean(b_k)``, so ``head(embed(x))`` is exactly the average of the
@@ -21,7 +23,7 @@ from torch import nn
 
 from edgecsi.training.models.base import CSIModel, merge_hp
 
-ENSEMBLE_DEFAULTS = {"base": "count_dnn", "members": 3, "base_hp": {}}
+ENSEMBLE_DEFAULTS = {"base": "count_dnn", "members": 3, "base_hp": {}, "member_arch": None}
 
 
 class Ensemble(CSIModel):
@@ -34,13 +36,15 @@ class Ensemble(CSIModel):
         hp = merge_hp(self.defaults, hp, self.name)
         hp["members"] = int(hp["members"])
         hp["base_hp"] = dict(hp["base_hp"])
-        if hp["members"] < 1 or hp["base"] == self.name:
-            raise ValueError(f"{self.name}: needs members >= 1 of a non-ensemble base, got {hp}")
+        specs = hp["member_arch"] or [{"name": hp["base"], "hp": hp["base_hp"]}] * hp["members"]
+        if hp["members"] < 1 or len(specs) != hp["members"] or any(s["name"] == self.name for s in specs):
+            raise ValueError(f"{self.name}: needs members >= 1 non-ensemble models (one member_arch each), got {hp}")
         super().__init__(n_features, n_time, n_outputs, hp)
-        self.members = nn.ModuleList(build_model(hp["base"], n_features, n_time, n_outputs, **hp["base_hp"])
-                                     for _ in range(hp["members"]))
+        self.members = nn.ModuleList(build_model(s["name"], n_features, n_time, n_outputs, **s["hp"]) for s in specs)
         self.hp["base_hp"] = dict(self.members[0].hp)       # the base's resolved hp (e.g. axis="auto")
-        self.time_axis = self.members[0].time_axis
+        if hp["member_arch"]:
+            self.hp["member_arch"] = [{"name": m.name, "hp": dict(m.hp)} for m in self.members]
+        self.time_axis = "any" if all(m.time_axis == "any" for m in self.members) else "fixed"
         self.embed_dim = sum(m.embed_dim for m in self.members)
         self._make_head()
         self._average_heads()
@@ -63,16 +67,19 @@ class Ensemble(CSIModel):
 
 
 def combine(models: list[CSIModel]) -> Ensemble:
-    """One :class:`Ensemble` whose output is the mean of ``models`` (same family and architecture)."""
+    """One :class:`Ensemble` whose output is the mean of ``models`` (same input and outputs; the
+    architectures may differ)."""
     if not models:
         raise ValueError("combine: no models")
     first = models[0]
-    arch = first.arch()
+    shape = (first.n_features, first.n_time, first.n_outputs)
     for m in models[1:]:
-        if m.arch() != arch:
-            raise ValueError(f"combine: members differ in architecture ({m.arch()} vs {arch})")
-    ens = Ensemble(first.n_features, first.n_time, first.n_outputs, base=first.name, members=len(models),
-                   base_hp=first.hp)
+        if (m.n_features, m.n_time, m.n_outputs) != shape:
+            raise ValueError(f"combine: members take or give different shapes "
+                             f"((features, time, outputs) {(m.n_features, m.n_time, m.n_outputs)} vs {shape})")
+    same = all(m.arch() == first.arch() for m in models[1:])
+    ens = Ensemble(*shape, base=first.name, members=len(models), base_hp=first.hp,
+                   member_arch=None if same else [{"name": m.name, "hp": dict(m.hp)} for m in models])
     for dst, src in zip(ens.members, models):
         dst.load_state_dict(src.state_dict())
     ens.input_mean.copy_(first.input_mean)
