@@ -199,8 +199,9 @@ def _check_repair(path: Path, data: bytes, model_path: Path, heldout: HeldOut, *
 
 def _formats_for(config: dict) -> list[str]:
     # A model trained from captures accepts the formats it was trained on (their subcarrier layout).
-    source = (config.get("dataset") or {}).get("captures")
-    source = source if isinstance(source, dict) else {}
+    from edgecsi.training.train_captures import recorded_captures
+
+    source = recorded_captures(config) or {}
     if source.get("formats"):
         return list(source["formats"])
     pipeline = config.get("pipeline") or {}

@@ -79,6 +79,13 @@ def capture_windows(task: str, items: Sequence[tuple[str | Path, str | None]], c
     return ws, fitted
 
 
+def recorded_captures(config: dict) -> dict | None:
+    """The captures a run was trained from, as :func:`capture_windows` recorded them in
+    ``config["dataset"]["captures"]``; None for a run trained on a named data set."""
+    record = (config.get("dataset") or {}).get("captures")
+    return record if isinstance(record, dict) else None
+
+
 def run_capture_windows(config: dict, record: dict):
     """The windows of captures recorded in a run (``config["dataset"]["captures"]``), cut again with the
     run's own fitted pipeline."""

@@ -93,11 +93,12 @@ def file_sha256(path: str | Path) -> str:
 
 def run_windows(config: dict) -> WindowSet:
     """A run's data reloaded: its named data set, or the captures it was trained from, cut again."""
-    desc = config.get("dataset") or {}
-    if isinstance(desc.get("captures"), dict):
-        from edgecsi.training.train_captures import run_capture_windows
+    from edgecsi.training.train_captures import recorded_captures, run_capture_windows
 
-        ws = run_capture_windows(config, desc["captures"])
+    desc = config.get("dataset") or {}
+    record = recorded_captures(config)
+    if record is not None:
+        ws = run_capture_windows(config, record)
         if desc.get("x_shape") and list(ws.x.shape) != list(desc["x_shape"]):
             # e.g. a run trained on a selection of the capture windows: its split would not fit these.
             raise ValueError(f"the run's captures now give windows {list(ws.x.shape)}, the run recorded "
@@ -112,13 +113,12 @@ def capture_target(config: dict, listing: str | Path) -> WindowSet:
     """A new site's captures (a capture list file or a folder per label) cut by the base run's own
     fitted pipeline, labelled with the base run's classes."""
     from edgecsi.edge.pipeline.config import PipelineConfig
-    from edgecsi.training.train_captures import capture_windows, read_capture_list
+    from edgecsi.training.train_captures import capture_windows, read_capture_list, recorded_captures
 
     if not config.get("pipeline"):
         raise ValueError("the base run carries no signal-pipeline config: its windows cannot be cut from captures")
     # Read and label the site's captures the way the base run's own captures were (if it had any).
-    base = (config.get("dataset") or {}).get("captures")
-    base = base if isinstance(base, dict) else {}
+    base = recorded_captures(config) or {}
     ws, _ = capture_windows(config["task"], read_capture_list(listing), PipelineConfig.from_dict(config["pipeline"]),
                             labels=config["labels"], refit=False, label_column=base.get("label_column", "label"),
                             read_options=base.get("read_options"))
