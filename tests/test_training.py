@@ -318,6 +318,49 @@ def test_cli_train_json(shared_dir, tmp_path, monkeypatch):
     assert (tmp_path / "cli" / "model.safetensors").exists()
 
 
+def test_cli_combine_averages_runs_into_one_exportable_run(shared_dir, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from edgecsi.cli import app
+    from edgecsi.training.datasets import load
+    from edgecsi.training.split_spec import resolve_split
+    from edgecsi.training.train import load_run, predict
+
+    monkeypatch.setenv("EDGECSI_DATASETS", str(shared_dir / "datasets"))
+    runner = CliRunner()
+
+    def train(name, *extra):
+        args = ["train", "--task", "localization", "--data", "esp32_wical_crowd_2rooms_3days", "--model", "mlp",
+                "--epochs", "2", "--out", str(tmp_path / name), "--json", *extra]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+
+    train("a", "--split", "published:medium:day1", "--hp", "hidden=[32]")
+    train("b", "--split", "published:medium:day1", "--hp", "hidden=[16]", "--seed", "1")
+    train("other", "--split", "published:medium:day2", "--hp", "hidden=[16]")
+    result = runner.invoke(app, ["combine", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "ab"),
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    model, config = load_run(tmp_path / "ab")
+    assert [m.hp["hidden"] for m in model.members] == [[32], [16]]
+    # The combined run's test accuracy is that of the members' averaged outputs on the same windows.
+    ws = load("esp32_wical_crowd_2rooms_3days", task="localization")
+    test = resolve_split(ws, "published:medium:day1").test
+    outs = np.mean([predict(load_run(tmp_path / r)[0], ws.x[test]) for r in ("a", "b")], axis=0)
+    expected = float((outs.argmax(1) == ws.y[test]).mean())
+    assert metrics["test"]["medium:day1"]["accuracy"] == pytest.approx(expected)
+    assert [m["model_sha256"] for m in metrics["members"]] == [config["training"]["combined_from"][i]["model_sha256"]
+                                                               for i in range(2)]
+    from edgecsi.export.export_run import export_run
+
+    exported = export_run(tmp_path / "ab", tmp_path / "bundle", max_int8_drop=100.0)   # its own data, no --data
+    assert (tmp_path / "bundle" / "manifest.json").exists() and exported.parity.metric_torch > 50.0
+    refused = runner.invoke(app, ["combine", str(tmp_path / "a"), str(tmp_path / "other"), "--out",
+                                  str(tmp_path / "bad")])
+    assert isinstance(refused.exception, ValueError) and "'split' differs" in str(refused.exception)
+
+
 def test_train_from_labelled_captures(tmp_path):
     """Captures labelled by a column (sidecar) go through read() and the gateway pipeline."""
     from edgecsi.demo import write_captures

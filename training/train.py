@@ -92,8 +92,10 @@ class RunResult:
         return next(iter(self.metrics["test"].values()))
 
     def summary(self) -> str:
+        combined = self.config["training"].get("combined_from")
+        how = f"{len(combined)} runs averaged" if combined else f"best epoch {self.config['training']['best_epoch']}"
         lines = [f"{self.run_dir}: {self.config['model']['name']} on {self.config['dataset']['name']} "
-                 f"[{self.config['split']['name']}], best epoch {self.config['training']['best_epoch']}"]
+                 f"[{self.config['split']['name']}], {how}"]
         for name, m in self.metrics["test"].items():
             lines.append(f"  test {name}: {headline(m)}")
         return "\n".join(lines)

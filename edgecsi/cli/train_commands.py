@@ -74,3 +74,26 @@ def train_command(
         typer.echo(json.dumps(result.metrics, indent=2))
     else:
         typer.echo(result.summary())
+
+
+@app.command("combine")
+def combine_command(
+    runs: List[Path] = typer.Argument(..., help="Run directories trained for the same task, data, split and "
+                                      "pipeline (the models may differ)."),
+    out: Path = typer.Option(..., "--out", help="Run directory to write."),
+    evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Reload the data and measure the "
+                                  "combined model on the runs' test sets."),
+    as_json: bool = typer.Option(False, "--json", help="Print metrics.json to stdout."),
+) -> None:
+    """Average trained runs into one run (one model: the mean of their outputs) that `edgecsi export` takes."""
+    from edgecsi.training.combine_runs import combine_runs
+    from edgecsi.training.metrics import headline
+
+    result = combine_runs(runs, out, evaluate_test=evaluate)
+    if as_json:
+        typer.echo(json.dumps(result.metrics, indent=2))
+    else:
+        typer.echo(result.summary())
+        for member in result.metrics["members"]:
+            for name, m in member["test"].items():
+                typer.echo(f"  member {member['model']} (seed {member['seed']}) test {name}: {headline(m)}")
