@@ -169,8 +169,10 @@ def test_ensemble_of_different_models_rebuilds_from_its_arch():
     x = torch.randn(4, 40, 12) * 3 + 5
     with torch.no_grad():
         torch.testing.assert_close(ens(x), torch.stack([m(x) for m in members]).mean(0))
-        # centring really differs between the two motion members (same weights would agree otherwise)
-        assert not torch.allclose(members[0](x), members[1](x))
+        # centring alone changes the output: the same weights with and without it disagree
+        twin = build_model("motion_cnn", 12, 40, 3, downsample=2, center=False).eval()
+        twin.load_state_dict(members[0].state_dict())
+        assert not torch.allclose(members[0](x), twin(x))
     rebuilt = build_from_arch(ens.arch())
     assert [m.name for m in rebuilt.members] == ["motion_cnn", "motion_cnn", "activity_cnn"]
     assert rebuilt.members[1].hp["center"] is False
@@ -322,6 +324,7 @@ def test_cli_combine_averages_runs_into_one_exportable_run(shared_dir, tmp_path,
     from typer.testing import CliRunner
 
     from edgecsi.cli import app
+    from edgecsi.training.combine_runs import combine_runs
     from edgecsi.training.datasets import load
     from edgecsi.training.split_spec import resolve_split
     from edgecsi.training.train import load_run, predict
@@ -350,15 +353,36 @@ def test_cli_combine_averages_runs_into_one_exportable_run(shared_dir, tmp_path,
     outs = np.mean([predict(load_run(tmp_path / r)[0], ws.x[test]) for r in ("a", "b")], axis=0)
     expected = float((outs.argmax(1) == ws.y[test]).mean())
     assert metrics["test"]["medium:day1"]["accuracy"] == pytest.approx(expected)
-    assert [m["model_sha256"] for m in metrics["members"]] == [config["training"]["combined_from"][i]["model_sha256"]
-                                                               for i in range(2)]
+    from edgecsi.training.adapt.run import file_sha256
+
+    assert [m["model_sha256"] for m in metrics["members"]] == [file_sha256(tmp_path / r / "model.safetensors")
+                                                               for r in ("a", "b")]
     from edgecsi.export.export_run import export_run
 
     exported = export_run(tmp_path / "ab", tmp_path / "bundle", max_int8_drop=100.0)   # its own data, no --data
     assert (tmp_path / "bundle" / "manifest.json").exists() and exported.parity.metric_torch > 50.0
+    with pytest.raises(ValueError, match="is one of the runs"):
+        combine_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "a")
     refused = runner.invoke(app, ["combine", str(tmp_path / "a"), str(tmp_path / "other"), "--out",
                                   str(tmp_path / "bad")])
     assert isinstance(refused.exception, ValueError) and "'split' differs" in str(refused.exception)
+
+
+def test_combine_does_not_measure_runs_trained_on_a_selection(shared_dir, tmp_path, monkeypatch):
+    """A run trained on ws.select(...) records the whole set's name: reloading it would put other (and
+    training) windows under the split's indices, so the combined run says it was not evaluated."""
+    from edgecsi.training.combine_runs import combine_runs
+    from edgecsi.training.datasets import load
+    from edgecsi.training.train import train
+
+    monkeypatch.setenv("EDGECSI_DATASETS", str(shared_dir / "datasets"))
+    ws = load("esp32_wical_crowd_2rooms_3days", task="localization")
+    medium = ws.select(room="medium")
+    for seed in (0, 1):
+        train("localization", medium, "kfold:5:0", "mlp", epochs=1, seed=seed, out_dir=tmp_path / str(seed),
+              hp={"hidden": [8]}, progress=False)
+    result = combine_runs([tmp_path / "0", tmp_path / "1"], tmp_path / "both")
+    assert result.metrics["test"] == {} and "selection" in result.metrics["not_evaluated"]
 
 
 def test_train_from_labelled_captures(tmp_path):

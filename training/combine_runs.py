@@ -16,8 +16,13 @@ from typing import Sequence
 from edgecsi.training.models import combine
 from edgecsi.training.train import RUN_FORMAT, RunResult, evaluate, load_run
 
-#: What every member must share (config.json keys).
+#: What every member must share (config.json keys; ``input`` without the model's own ``time_axis``).
 _SAME = ("task", "target", "labels", "outputs", "input", "pipeline", "dataset", "split", "class_coords")
+
+
+def _shared(config: dict, key: str):
+    value = config.get(key)
+    return {k: v for k, v in value.items() if k != "time_axis"} if key == "input" and isinstance(value, dict) else value
 
 
 def combine_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, evaluate_test: bool = True) -> RunResult:
@@ -31,8 +36,11 @@ def combine_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, evaluat
     from edgecsi.training.adapt.run import file_sha256
 
     dirs = [Path(d) for d in run_dirs]
+    out = Path(out_dir)
     if len(dirs) < 2:
         raise ValueError("combine needs at least two runs")
+    if any(out.resolve() == d.resolve() for d in dirs) or (out / "config.json").exists():
+        raise ValueError(f"{out}: is one of the runs or already holds a run; write the combined run elsewhere")
     loaded = [load_run(d) for d in dirs]
     first = loaded[0][1]
     for d, (_, config) in zip(dirs, loaded):
@@ -40,17 +48,20 @@ def combine_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, evaluat
             raise ValueError(f"{d}: an adapted run; combine the base runs, then adapt the combined run")
     for d, (_, config) in zip(dirs[1:], loaded[1:]):
         for key in _SAME:
-            if config.get(key) != first.get(key):
+            if _shared(config, key) != _shared(first, key):
                 raise ValueError(f"{d}: its {key!r} differs from {dirs[0]}'s; only runs trained for the same task, "
                                  f"data, split and pipeline can be combined")
     model = combine([m for m, _ in loaded])
     members = []
     for d, (_, config) in zip(dirs, loaded):
-        m = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
+        try:
+            m = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{d / 'metrics.json'}: not JSON ({exc})") from exc
         members.append({"run": str(d.resolve()), "model": config["model"]["name"], "hp": config["model"].get("hp", {}),
                         "seed": config.get("training", {}).get("seed"),
                         "model_sha256": file_sha256(d / "model.safetensors"), "test": m.get("test", {})})
-    config = {**first, "model": model.arch(),
+    config = {**first, "model": model.arch(), "input": {**first["input"], "time_axis": model.time_axis},
               "training": {"combined_from": members, "best_epoch": None,
                            "how": "outputs averaged (edgecsi.training.models.combine)"},
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -63,7 +74,6 @@ def combine_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, evaluat
     else:
         metrics["not_evaluated"] = "evaluation switched off"
 
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / "model.safetensors"), metadata={"format": RUN_FORMAT, "model": model.name})
@@ -91,5 +101,9 @@ def _test_metrics(model, config: dict) -> dict:
         raise ValueError(str(exc)) from exc
     spec = config["split"].get("spec") or config["split"]["name"]
     sp = resolve_split(ws, spec)
+    recorded = config["split"].get("n_test") or {}
+    got = {name: int(len(idx)) for name, idx in sp.tests().items()}
+    if recorded and got != recorded:
+        raise ValueError(f"split {spec!r} now gives test sets {got}, the runs recorded {recorded}")
     coords = np.asarray(config["class_coords"], np.float64) if config.get("class_coords") else None
     return {name: evaluate(model, ws, idx, config["target"], coords) for name, idx in sp.tests().items()}

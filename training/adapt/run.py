@@ -98,15 +98,17 @@ def run_windows(config: dict) -> WindowSet:
     desc = config.get("dataset") or {}
     record = recorded_captures(config)
     if record is not None:
-        ws = run_capture_windows(config, record)
-        if desc.get("x_shape") and list(ws.x.shape) != list(desc["x_shape"]):
-            # e.g. a run trained on a selection of the capture windows: its split would not fit these.
-            raise ValueError(f"the run's captures now give windows {list(ws.x.shape)}, the run recorded "
-                             f"{desc['x_shape']}; the captures changed or the run used a selection of them")
-        return ws
-    if not desc.get("name") or desc["name"] == "captures":
+        ws, what = run_capture_windows(config, record), "captures"
+    elif not desc.get("name") or desc["name"] == "captures":
         raise ValueError("the run does not name a reloadable data set or the captures it came from")
-    return load_dataset(desc["name"], **desc.get("options", {}))
+    else:
+        ws, what = load_dataset(desc["name"], **desc.get("options", {})), f"data set {desc['name']}"
+    if desc.get("x_shape") and list(ws.x.shape) != list(desc["x_shape"]):
+        # e.g. a run trained on a selection of the windows (ws.select(...)): its split indices would point
+        # at other windows of the reloaded set, training windows among them.
+        raise ValueError(f"the run's {what} now gives windows {list(ws.x.shape)}, the run recorded "
+                         f"{desc['x_shape']}; the data changed or the run used a selection of it")
+    return ws
 
 
 def capture_target(config: dict, listing: str | Path) -> WindowSet:
