@@ -125,23 +125,29 @@ def write_captures(work: Path, *, seed: int = 0) -> dict[str, list[Path]]:
     return out
 
 
-def train_model(paths: list[Path], run_dir: Path, *, epochs: int, seed: int, progress: bool):
-    from edgecsi.training.from_captures import default_config, load_capture, windows_from_captures
-    from edgecsi.training.train import train
+def _sequence_run(name: str) -> str:
+    return name.split("_")[0]            # e01_rx_tx.csv -> e01
 
-    captures = [load_capture(p, domains={"run": p.stem.split("_")[0], "sequence": p.stem}) for p in paths]
-    ws, fitted = windows_from_captures(captures, default_config(RATE_HZ, window=50, hop=25), task="activity",
-                                       name="esp32s2_har D1 (examples, ESP32 lines)")
-    split = f"by:run:{'+'.join(TRAIN_RUNS)}:{'+'.join(TEST_RUNS)}"
+
+def train_model(paths: list[Path], run_dir: Path, *, epochs: int, seed: int, progress: bool):
+    """Train from the written lines; the run records them, so ``edgecsi export RUN`` needs no --data."""
+    from edgecsi.training.from_captures import default_config
+    from edgecsi.training.train import train
+    from edgecsi.training.train_captures import capture_windows
+
+    ws, fitted = capture_windows("activity", [(p, None) for p in paths], default_config(RATE_HZ, window=50, hop=25))
+    train_files = [p.name for p in paths if _sequence_run(p.name) in TRAIN_RUNS]
+    test_files = [p.name for p in paths if _sequence_run(p.name) in TEST_RUNS]
+    split = f"by:file:{'+'.join(train_files)}:{'+'.join(test_files)}"
     result = train("activity", ws, split, "activity_cnn", epochs=epochs, seed=seed, out_dir=run_dir,
-                   progress=progress, val_group="sequence", pipeline_config=fitted.to_dict())
+                   progress=progress, val_group="file", pipeline_config=fitted.to_dict())
     return result, ws
 
 
 def export_model(run_dir: Path, bundle: Path, ws, *, seed: int):
     from edgecsi.export.export_run import HeldOut, export_run
 
-    run = ws.domains["run"]
+    run = np.array([_sequence_run(str(f)) for f in ws.domains["file"]])
     train_rows = np.flatnonzero(np.isin(run, TRAIN_RUNS))
     test_rows = np.flatnonzero(np.isin(run, TEST_RUNS))
     rng = np.random.default_rng(seed)

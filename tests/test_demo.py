@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from edgecsi.demo import run_demo
 
 
@@ -19,3 +21,12 @@ def test_main_job_end_to_end(tmp_path):
     assert report.replay_accuracy_raw >= 20.0
     assert json.loads((tmp_path / "demo" / "report.json").read_text())["replay_day"] == "D2"
     assert (tmp_path / "demo" / "bundle" / "manifest.json").exists()
+    # The run records the lines it was trained from, so `edgecsi export runs/demo/run` finds its own held-out
+    # windows: the same ones the main job checked parity on.
+    from edgecsi.export.export_run import heldout_from_run
+    from edgecsi.training.train import load_run, predict
+
+    model, config = load_run(tmp_path / "demo" / "run")
+    held = heldout_from_run(config)
+    accuracy = 100.0 * float((predict(model, held.x).argmax(1) == held.y).mean())
+    assert accuracy == pytest.approx(report.heldout_accuracy_torch)
