@@ -184,8 +184,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from edgecsi.demo import export_model, train_model, write_captures
+    from edgecsi.demo import heldout as demo_heldout
     from edgecsi.edge.pipeline.config import PipelineConfig
-    from edgecsi.export.export_run import HeldOut, export_run
+    from edgecsi.export.export_run import export_run
     from edgecsi.training.generative.corruption import CorruptionConfig
     from edgecsi.training.generative.repair_onnx import export_repair_onnx
     from edgecsi.training.generative.unir import UNIRConfig, train_unir
@@ -219,14 +220,7 @@ def main() -> None:
     seconds["cut corrupted windows"] = time.perf_counter() - t
     corruption = CorruptionConfig(packet_loss=0.1, burst=5, subcarrier_drop=DEAD_SUBCARRIERS / 56 * DEAD_RUN_FRACTION,
                                   agc_db=AGC_DB * AGC_RUN_FRACTION ** 0.5)
-    from edgecsi.demo import TEST_RUNS, TRAIN_RUNS
-
-    run_ = ws.domains["run"]
-    train_rows = np.flatnonzero(np.isin(run_, TRAIN_RUNS))
-    test_rows = np.flatnonzero(np.isin(run_, TEST_RUNS))
-    rng = np.random.default_rng(args.seed)
-    calib = ws.x[np.sort(rng.choice(train_rows, min(1024, len(train_rows)), replace=False))]
-    heldout = HeldOut(calib, ws.x[test_rows], ws.y[test_rows])  # the base export's held-out D1 windows
+    heldout = demo_heldout(ws, seed=args.seed)  # the base export's held-out D1 windows
 
     clean_file, corrupt_file = work / f"{DAY}_clean.csv", work / f"{DAY}_corrupted.csv"
     days = {"clean": (clean_file, *concat_day(captures[DAY], clean_file)),

@@ -144,16 +144,23 @@ def train_model(paths: list[Path], run_dir: Path, *, epochs: int, seed: int, pro
     return result, ws
 
 
-def export_model(run_dir: Path, bundle: Path, ws, *, seed: int):
-    from edgecsi.export.export_run import HeldOut, export_run
+def heldout(ws, *, seed: int):
+    """The export's windows: up to 1024 training windows (e01-e08) to calibrate int8 on, and the held-out
+    e09 + e10 windows to check parity on."""
+    from edgecsi.export.export_run import HeldOut
 
     run = np.array([_sequence_run(str(f)) for f in ws.domains["file"]])
     train_rows = np.flatnonzero(np.isin(run, TRAIN_RUNS))
     test_rows = np.flatnonzero(np.isin(run, TEST_RUNS))
     rng = np.random.default_rng(seed)
     calib = ws.x[np.sort(rng.choice(train_rows, min(1024, len(train_rows)), replace=False))]
-    return export_run(run_dir, bundle, heldout=HeldOut(calibration=calib, x=ws.x[test_rows], y=ws.y[test_rows]),
-                      source_formats=["esp-csi", "esp32-csi-tool"])
+    return HeldOut(calibration=calib, x=ws.x[test_rows], y=ws.y[test_rows])
+
+
+def export_model(run_dir: Path, bundle: Path, ws, *, seed: int):
+    from edgecsi.export.export_run import export_run
+
+    return export_run(run_dir, bundle, heldout=heldout(ws, seed=seed), source_formats=["esp-csi", "esp32-csi-tool"])
 
 
 def replay_through_pty(bundle: Path, path: Path, *, speed: float, verbose: bool) -> tuple[list, dict, list[float], int]:
