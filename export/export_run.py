@@ -53,10 +53,9 @@ class ExportResult:
 def heldout_from_run(config: dict, *, max_windows: int = 2000, seed: int = 0) -> HeldOut:
     """Reload the run's data (its data set, or the captures it was trained from, cut again by its
     pipeline) and split: calibrate on training windows, check on test windows."""
-    from edgecsi.training.adapt.run import run_windows
+    from edgecsi.training.adapt.run import run_split, run_windows
     from edgecsi.training.datasets import DatasetNotFound
     from edgecsi.training.holdout import targets
-    from edgecsi.training.split_spec import resolve_split
 
     desc = config.get("dataset") or {}
     if not desc.get("name"):
@@ -74,7 +73,7 @@ def heldout_from_run(config: dict, *, max_windows: int = 2000, seed: int = 0) ->
         ws = run_windows(config)
     except (ValueError, FileNotFoundError, DatasetNotFound) as exc:
         raise ExportError(f"{exc}; pass held-out windows (--data x.npz)") from exc
-    sp = resolve_split(ws, config["split"].get("spec") or config["split"]["name"])
+    sp = run_split(config, ws)
     tests = sp.tests()
     if not tests:
         raise ExportError(f"split {sp.name!r} has no test windows to check parity on")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from edgecsi.training.models import combine
-from edgecsi.training.train import RUN_FORMAT, RunResult, evaluate, load_run
+from edgecsi.training.train import RunResult, evaluate, load_run, plot_confusions, save_weights
 
 #: What every member must share (config.json keys; ``input`` without the model's own ``time_axis``).
 _SAME = ("task", "target", "labels", "outputs", "input", "pipeline", "dataset", "split", "class_coords")
@@ -31,8 +31,6 @@ def combine_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, evaluat
     ``evaluate_test``: reload the runs' data and split and measure the combined model on every test set
     (the members' own test metrics are listed next to it); off, or when the data cannot be reloaded,
     metrics.json says why instead."""
-    from safetensors.torch import save_file
-
     from edgecsi.training.adapt.run import file_sha256
 
     dirs = [Path(d) for d in run_dirs]
@@ -43,17 +41,14 @@ def combine_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, evaluat
         raise ValueError(f"{out}: is one of the runs or already holds a run; write the combined run elsewhere")
     loaded = [load_run(d) for d in dirs]
     first = loaded[0][1]
+    members = []
     for d, (_, config) in zip(dirs, loaded):
         if config.get("adaptation"):
             raise ValueError(f"{d}: an adapted run; combine the base runs, then adapt the combined run")
-    for d, (_, config) in zip(dirs[1:], loaded[1:]):
         for key in _SAME:
             if _shared(config, key) != _shared(first, key):
                 raise ValueError(f"{d}: its {key!r} differs from {dirs[0]}'s; only runs trained for the same task, "
                                  f"data, split and pipeline can be combined")
-    model = combine([m for m, _ in loaded])
-    members = []
-    for d, (_, config) in zip(dirs, loaded):
         try:
             m = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
         except json.JSONDecodeError as exc:
@@ -61,6 +56,7 @@ def combine_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, evaluat
         members.append({"run": str(d.resolve()), "model": config["model"]["name"], "hp": config["model"].get("hp", {}),
                         "seed": config.get("training", {}).get("seed"),
                         "model_sha256": file_sha256(d / "model.safetensors"), "test": m.get("test", {})})
+    model = combine([m for m, _ in loaded])
     config = {**first, "model": model.arch(), "input": {**first["input"], "time_axis": model.time_axis},
               "training": {"combined_from": members, "best_epoch": None,
                            "how": "outputs averaged (edgecsi.training.models.combine)"},
@@ -75,35 +71,28 @@ def combine_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, evaluat
         metrics["not_evaluated"] = "evaluation switched off"
 
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out / "model.safetensors"), metadata={"format": RUN_FORMAT, "model": model.name})
+    save_weights(out, model)
     (out / "config.json").write_text(json.dumps(config, indent=2))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if first["target"] == "class":
-        from edgecsi.training.plots import plot_confusion
-
-        for i, (name, m) in enumerate(metrics["test"].items()):
-            plot_confusion(m["confusion"], first["labels"], out / ("confusion.png" if i == 0 else f"confusion_{i}.png"),
-                           title=f"combined x{len(dirs)} [{name}] acc {m['accuracy']:.1%}")
+        plot_confusions(out, metrics["test"], first["labels"], f"combined x{len(dirs)}")
     return RunResult(run_dir=out, model=model, config=config, metrics=metrics)
 
 
 def _test_metrics(model, config: dict) -> dict:
     import numpy as np
 
-    from edgecsi.training.adapt.run import run_windows
+    from edgecsi.training.adapt.run import run_split, run_windows
     from edgecsi.training.datasets import DatasetNotFound
-    from edgecsi.training.split_spec import resolve_split
 
     try:
         ws = run_windows(config)
     except DatasetNotFound as exc:
         raise ValueError(str(exc)) from exc
-    spec = config["split"].get("spec") or config["split"]["name"]
-    sp = resolve_split(ws, spec)
+    sp = run_split(config, ws)
     recorded = config["split"].get("n_test") or {}
     got = {name: int(len(idx)) for name, idx in sp.tests().items()}
     if recorded and got != recorded:
-        raise ValueError(f"split {spec!r} now gives test sets {got}, the runs recorded {recorded}")
+        raise ValueError(f"split {sp.name!r} now gives test sets {got}, the runs recorded {recorded}")
     coords = np.asarray(config["class_coords"], np.float64) if config.get("class_coords") else None
     return {name: evaluate(model, ws, idx, config["target"], coords) for name, idx in sp.tests().items()}

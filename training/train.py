@@ -266,11 +266,17 @@ def _resolve_dataset(task: str, dataset, options: dict | None) -> tuple[WindowSe
         ws = load_dataset(dataset, **options)
     if ws.task != task:
         raise ValueError(f"{ws.name} holds task {ws.task!r}, not {task!r}")
+    return ws, dataset_description(ws, options)
+
+
+def dataset_description(ws: WindowSet, options: dict) -> dict:
+    """``config["dataset"]`` of a run on ``ws``: what reloads it (name and loader options, or the captures
+    it was cut from) and what the reload must give back (``x_shape``)."""
     desc = {"name": ws.name, "options": options, "n_windows": len(ws),
             "x_shape": list(ws.x.shape), "license": ws.meta.get("license", "")}
     if isinstance(ws.meta.get("captures"), dict):  # windows cut from captures: how to cut them again (export)
         desc["captures"] = ws.meta["captures"]
-    return ws, desc
+    return desc
 
 
 
@@ -387,21 +393,32 @@ def _val_scores(net, xt, yt, idx, loss_fn, classify: bool, t_std) -> tuple[float
 
 # ---------------------------------------------------------------------------------------------
 def _write_run(out: Path, net: CSIModel, config: dict, metrics: dict, history: dict, ws: WindowSet, sp: Split) -> None:
-    from safetensors.torch import save_file
+    from edgecsi.training.plots import plot_learning_curve
 
-    from edgecsi.training.plots import plot_confusion, plot_learning_curve
-
-    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
-    save_file(state, str(out / "model.safetensors"), metadata={"format": RUN_FORMAT, "model": net.name})
+    save_weights(out, net)
     (out / "config.json").write_text(json.dumps(config, indent=2, default=_plain))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_plain))
     (out / "history.json").write_text(json.dumps(history, indent=2))
     plot_learning_curve(history, out / "learning_curve.png", metrics.get("best_epoch"), history.get("metric", ""))
     if config["target"] == "class":
-        for i, (name, m) in enumerate(metrics["test"].items()):
-            fname = "confusion.png" if i == 0 else f"confusion_{_safe(name)}.png"
-            plot_confusion(m["confusion"], ws.labels, out / fname,
-                           title=f"{ws.name} [{name}] acc {m['accuracy']:.1%}")
+        plot_confusions(out, metrics["test"], ws.labels, ws.name)
+
+
+def save_weights(out: Path, net: CSIModel) -> None:
+    """``out/model.safetensors``, what :func:`load_run` reads back."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(out / "model.safetensors"), metadata={"format": RUN_FORMAT, "model": net.name})
+
+
+def plot_confusions(out: Path, tests: dict, labels, what: str) -> None:
+    """One confusion-matrix PNG per test set (``confusion.png`` for the first)."""
+    from edgecsi.training.plots import plot_confusion
+
+    for i, (name, m) in enumerate(tests.items()):
+        fname = "confusion.png" if i == 0 else f"confusion_{_safe(name)}.png"
+        plot_confusion(m["confusion"], labels, out / fname, title=f"{what} [{name}] acc {m['accuracy']:.1%}")
 
 
 def _safe(name: str) -> str:

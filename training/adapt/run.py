@@ -131,14 +131,18 @@ def is_capture_listing(name: str | None) -> bool:
     return bool(name) and name not in DATASETS and Path(name).exists()
 
 
-def source_windows(config: dict, ws: WindowSet | None = None) -> tuple[WindowSet, np.ndarray]:
-    """The base run's data set and the indices of its training split (what the base learnt from)."""
+def run_split(config: dict, ws: WindowSet):
+    """The run's recorded split (its spec, or a published split's name) resolved on ``ws``."""
     from edgecsi.training.split_spec import resolve_split
 
+    return resolve_split(ws, config["split"].get("spec") or config["split"]["name"])
+
+
+def source_windows(config: dict, ws: WindowSet | None = None) -> tuple[WindowSet, np.ndarray]:
+    """The base run's data set and the indices of its training split (what the base learnt from)."""
     if ws is None:
         ws = run_windows(config)
-    sp = resolve_split(ws, config["split"].get("spec") or config["split"]["name"])
-    return ws, np.asarray(sp.train, np.int64)
+    return ws, np.asarray(run_split(config, ws).train, np.int64)
 
 
 def adapt(run_dir: str | Path, method: str, target: TargetSpec, *, out_dir: str | Path,
@@ -152,7 +156,7 @@ def adapt(run_dir: str | Path, method: str, target: TargetSpec, *, out_dir: str 
     threads       torch threads (default 1)
     source / target_set  already loaded data sets (saves reloading in experiment loops)
     """
-    from edgecsi.training.train import evaluate, load_run
+    from edgecsi.training.train import dataset_description, evaluate, load_run
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
@@ -192,10 +196,7 @@ def adapt(run_dir: str | Path, method: str, target: TargetSpec, *, out_dir: str 
     new_config = dict(config)
     new_config["model"] = model.arch()
     new_config["input"] = {**config["input"], "time_axis": model.time_axis}
-    new_config["dataset"] = {"name": tgt_ws.name, "options": tgt_options, "n_windows": len(tgt_ws), "x_shape": list(tgt_ws.x.shape),
-                             "license": tgt_ws.meta.get("license", "")}
-    if isinstance(tgt_ws.meta.get("captures"), dict):  # the site's captures: export cuts its held-out windows again
-        new_config["dataset"]["captures"] = tgt_ws.meta["captures"]
+    new_config["dataset"] = dataset_description(tgt_ws, tgt_options)   # export cuts its held-out windows again
     new_config["split"] = {"name": f"adapt:{test_name}", "spec": None, "n_train": int(len(split.labelled)),
                            "n_val": 0, "val_source": "none", "n_test": {test_name: int(len(split.test))}}
     new_config["training"] = {"method": method, "options": as_dict(cfg), "seed": seed, "threads": torch.get_num_threads(),
