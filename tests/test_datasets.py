@@ -253,6 +253,25 @@ def test_intel5300_amplitude_and_iq_agree_with_file(intel, root):
     np.testing.assert_allclose(amp, intel.select(room="meetingroom").x[:50], rtol=1e-5, atol=1e-6)
 
 
+def test_intel5300_conj_is_the_edge_pipelines_inter_antenna_feature(intel, root):
+    with np.load(root / INTEL / "har_2env.npz") as z:
+        i = 1500                                                                   # a meeting-room window
+        c = z["csi_int8"][i].astype(np.float64)
+        csi = (c[..., 0] + 1j * c[..., 1]) * z["scale"][i][None, None, :]        # (rx, sub, packet)
+    both = D.load(INTEL, root=root, representation="amplitude+conj", rooms=["meetingroom"])
+    assert both.x.shape[1:] == (200, 210)
+    j = i - int((intel.domains["room"] == "bedroom").sum())
+    np.testing.assert_array_equal(both.x[:, :, :90], intel.select(room="meetingroom").x)
+    # [part, pair, subcarrier], subcarrier fastest: the layout of the edge pipeline's "conj" feature
+    prod = csi[:-1] * np.conj(csi[1:])                                             # (pair, sub, packet)
+    want = np.concatenate([prod.real, prod.imag]).transpose(2, 0, 1).reshape(200, 120)
+    np.testing.assert_allclose(both.x[j, :, 90:], want, rtol=1e-4, atol=1e-3 * np.abs(want).max())
+    conj = D.load(INTEL, root=root, representation="conj", rooms=["meetingroom"])
+    np.testing.assert_array_equal(conj.x, both.x[:, :, 90:])
+    with pytest.raises(ValueError, match="representation must be one of"):
+        D.load(INTEL, root=root, representation="phase")
+
+
 def test_intel5300_cross_room_split(intel):
     a, b = S.split_published(intel)
     assert (len(a.train), len(a.test)) == (1050, 1051)

@@ -23,7 +23,8 @@ torch.set_num_threads(1)
 SHAPES = {"stream": (50, 56), "fingerprint": (1, 180)}   # (time, feature)
 #: Every registered model with its defaults, plus options that add graph parts the defaults do not build.
 ZOO = {**{n: (n, {}) for n in MODELS},
-       "motion_cnn+spectrum": ("motion_cnn", {"spectrum": 4, "spectrum_window": 15, "downsample": 2})}
+       "motion_cnn+spectrum": ("motion_cnn", {"spectrum": 4, "spectrum_window": 15, "downsample": 2}),
+       "motion_cnn+columns": ("motion_cnn", {"columns": [6, 20], "spectrum": 4, "spectrum_window": 15})}
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +182,28 @@ def test_ensemble_of_different_models_rebuilds_from_its_arch():
         torch.testing.assert_close(rebuilt.eval()(x), ens(x))
     with pytest.raises(ValueError, match="different shapes"):
         combine([members[0], build_model("motion_cnn", 12, 40, 4, downsample=2)])
+
+
+def test_motion_cnn_columns_read_one_feature_block_of_a_shared_input():
+    from edgecsi.training.models import build_from_arch, combine
+
+    torch.manual_seed(0)
+    amp = build_model("motion_cnn", 12, 40, 3, downsample=2, columns=[0, 5]).eval()
+    conj = build_model("motion_cnn", 12, 40, 3, downsample=2, columns=[5, 12]).eval()
+    assert amp.convs[0][0].in_channels == 2 * 5 and conj.convs[0][0].in_channels == 2 * 7
+    x = torch.randn(4, 40, 12) * 3 + 5
+    moved = x.clone()
+    moved[:, :, 5:] = torch.randn(4, 40, 7) * 9
+    with torch.no_grad():
+        torch.testing.assert_close(amp(moved), amp(x))            # blind to the other block
+        assert not torch.allclose(conj(moved), conj(x))
+        ens = combine([amp, conj])
+        torch.testing.assert_close(ens(x), (amp(x) + conj(x)) / 2)
+    rebuilt = build_from_arch(ens.arch())
+    assert [m.hp["columns"] for m in rebuilt.members] == [[0, 5], [5, 12]]
+    for bad in ([5, 5], [0, 13], [-1, 4]):
+        with pytest.raises(ValueError, match="columns"):
+            build_model("motion_cnn", 12, 40, 3, columns=bad)
 
 
 def test_standardise_per_domain_uses_each_groups_own_statistics():

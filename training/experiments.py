@@ -106,36 +106,44 @@ INTEL_CNN = {"downsample": 4}
 # and the temporal difference helped there, so did the fixed-DFT spectrogram; per-window scaling and
 # gain/shift/noise augmentation did not (docs/results/training.md).
 INTEL_MOTION = {"downsample": 4, "scale": False, "spectrum": 6}
-# The same model on the raw levels (no per-window centring): weaker alone, but averaged with the centred one
-# three such pairs beat three seeds of the centred model by 7.5 / 2.8 points (bedroom / meeting room) on the
-# held-out training person (tuning log; softmax averaged there, logits averaged by combine()).
-INTEL_MOTION_RAW = {**INTEL_MOTION, "center": False}
+# The members of the chosen ensemble, all reading ONE input, the pipeline's features=("amplitude", "conj")
+# (representation "amplitude+conj": |CSI| in columns 0:90, the inter-antenna products in 90:210). The raw-level
+# (center=False) twins are weaker alone but err differently; so do the members on the inter-antenna phase.
+# On the held-out training person three seeds of all four beat three seeds of the amplitude pair by
+# 4.4 / 5.7 points (bedroom / meeting room; tuning log, softmax averaged there, logits by combine()).
+INTEL_MEMBERS = {"centred": {**INTEL_MOTION, "columns": [0, 90]},
+                 "raw": {**INTEL_MOTION, "columns": [0, 90], "center": False},
+                 "conj centred": {**INTEL_MOTION, "columns": [90, 210]},
+                 "conj raw": {**INTEL_MOTION, "columns": [90, 210], "center": False}}
 INTEL_SEEDS = (0, 1, 2)
+#: Table entries -> (members, seeds) averaged; the last is the chosen model.
+INTEL_ENSEMBLES = {"motion_cnn": (("centred",), 1), f"motion_cnn x{len(INTEL_SEEDS)} ensemble": (("centred",), 3),
+                   "motion pair (centred + raw)": (("centred", "raw"), 1),
+                   f"motion pair x{len(INTEL_SEEDS)}": (("centred", "raw"), 3),
+                   "amplitude + phase (4 members)": (tuple(INTEL_MEMBERS), 1),
+                   f"amplitude + phase x{len(INTEL_SEEDS)}": (tuple(INTEL_MEMBERS), 3)}
 
 
 def intel5300_har(runs: _Runs) -> list[Row]:
-    ws = load("intel5300_har_2env_5person")
+    ws = load("intel5300_har_2env_5person")                                        # |CSI|
+    both = load("intel5300_har_2env_5person", representation="amplitude+conj")
     rows = []
     for room in ("bedroom", "meetingroom"):
-        sub = ws.select(room=room)
+        sub, amp = both.select(room=room), ws.select(room=room)   # same windows, same order
         folds = S.person_disjoint(sub)
-        acc = {"activity_cnn": [train("activity", sub, f, "activity_cnn", hp=INTEL_CNN, epochs=40, seed=0,
+        acc = {"activity_cnn": [train("activity", amp, f, "activity_cnn", hp=INTEL_CNN, epochs=40, seed=0,
                                       out_dir=runs.next(f"intel_{room}_{f.name}"), progress=False).test_metrics["accuracy"]
-                                for f in folds],
-               "motion_cnn": [], f"motion_cnn x{len(INTEL_SEEDS)} ensemble": [],
-               "motion pair (centred + raw)": [], f"motion pair x{len(INTEL_SEEDS)}": []}
+                                for f in folds]}
         for f in folds:
-            centred = [train("activity", sub, f, "motion_cnn", hp=INTEL_MOTION, epochs=40, seed=seed, progress=False,
-                             out_dir=runs.next(f"intel_{room}_motion_s{seed}_{f.name}")).model for seed in INTEL_SEEDS]
-            raw = [train("activity", sub, f, "motion_cnn", hp=INTEL_MOTION_RAW, epochs=40, seed=seed, progress=False,
-                         out_dir=runs.next(f"intel_{room}_motion_raw_s{seed}_{f.name}")).model for seed in INTEL_SEEDS]
+            trained = {(kind, seed): train("activity", sub, f, "motion_cnn", hp=hp, epochs=40, seed=seed, progress=False,
+                                           out_dir=runs.next(f"intel_{room}_{kind.replace(' ', '_')}_s{seed}_{f.name}")).model
+                       for kind, hp in INTEL_MEMBERS.items() for seed in INTEL_SEEDS}
             # Each ensemble is one exportable model: the members' averaged logits.
-            for key, members in (("motion_cnn", centred[:1]), (f"motion_cnn x{len(INTEL_SEEDS)} ensemble", centred),
-                                 ("motion pair (centred + raw)", [centred[0], raw[0]]),
-                                 (f"motion pair x{len(INTEL_SEEDS)}", centred + raw)):
+            for key, (kinds, n_seeds) in INTEL_ENSEMBLES.items():
+                members = [trained[k, seed] for seed in INTEL_SEEDS[:n_seeds] for k in kinds]
                 model = members[0] if len(members) == 1 else combine(members)
-                acc[key].append(evaluate(model, sub, f.test, "class")["accuracy"])
-        base = {b: [run_baseline(b, sub, f)["test"][f.name]["accuracy"] for f in folds] for b in ("svm", "knn")}
+                acc.setdefault(key, []).append(evaluate(model, sub, f.test, "class")["accuracy"])
+        base = {b: [run_baseline(b, amp, f)["test"][f.name]["accuracy"] for f in folds] for b in ("svm", "knn")}
         rows.append(Row(f"Intel 5300 HAR, {room}, leave-one-person-out", "5 held-out persons", "accuracy %",
                         "none (target >= 90)", ours={m: _pct(v) for m, v in acc.items()},
                         baselines={b: _pct(v) for b, v in base.items()},
@@ -144,7 +152,9 @@ def intel5300_har(runs: _Runs) -> list[Row]:
                         raw={"acc": acc["activity_cnn"], "acc_motion": acc["motion_cnn"],
                              "acc_motion_ensemble": acc[f"motion_cnn x{len(INTEL_SEEDS)} ensemble"],
                              "acc_motion_pair": acc["motion pair (centred + raw)"],
-                             "acc_motion_pairs": acc[f"motion pair x{len(INTEL_SEEDS)}"], **base}))
+                             "acc_motion_pairs": acc[f"motion pair x{len(INTEL_SEEDS)}"],
+                             "acc_amp_phase": acc["amplitude + phase (4 members)"],
+                             "acc_amp_phase_ensemble": acc[f"amplitude + phase x{len(INTEL_SEEDS)}"], **base}))
     for src, dst in (("bedroom", "meetingroom"), ("meetingroom", "bedroom")):
         sp = S.by_values(ws, "room", src, dst)
         ours = {}

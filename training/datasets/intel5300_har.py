@@ -10,6 +10,12 @@ Returned WindowSet:
            feature = rx * 30 + subcarrier, value |CSI|
            representation="iq": float32[window, 200, 180], feature = part * 90 + rx * 30 + subcarrier,
            part 0 = real, 1 = imaginary
+           representation="conj": float32[window, 200, 120], feature = part * 60 + pair * 30 + subcarrier:
+           real / imaginary of csi[rx a] * conj(csi[rx a+1]) for the adjacent pairs (0, 1), (1, 2) -- the
+           inter-antenna phase, free of the per-packet phase offsets the chains share (the edge
+           pipeline's ``conj`` feature, same layout)
+           representation="amplitude+conj": float32[window, 200, 210], the amplitude block (90) then the
+           conj block (120): the edge pipeline's ``features=("amplitude", "conj")``
   y        int64 activity index into LABELS (source activity id - 1)
   domains  "room": "bedroom" | "meetingroom"; "person": abid, hhj, zly, zxq, zyy; "repetition": int;
            "file": source .mat path (one per window, for tracing)
@@ -21,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecsi.edge.pipeline.conjugate import conjugate_products
 from edgecsi.training.datasets.base import WindowSet
 
 NAME = "intel5300_har_2env_5person"
@@ -28,14 +35,19 @@ FILE = "har_2env.npz"
 LABELS = ["lying", "sitting", "running", "walking", "pick up", "wave hand", "jump", "squat",
           "sit down", "stand up", "fall down"]
 _CHUNK = 256   # samples converted at a time, bounds the float temporaries (~50 MB)
+REPRESENTATIONS = {"amplitude": "x[window, packet, rx*30+subcarrier] |CSI|",
+                   "iq": "x[window, packet, part*90+rx*30+subcarrier], part 0=real 1=imag",
+                   "conj": "x[window, packet, part*60+pair*30+subcarrier], csi[rx a]*conj(csi[rx a+1]), part 0=real 1=imag",
+                   "amplitude+conj": "x[window, packet, 0:90] |CSI| (rx*30+subcarrier), "
+                                     "x[window, packet, 90:210] conj (part*60+pair*30+subcarrier)"}
 
 
 def load(directory: Path, *, representation: str = "amplitude",
          rooms: tuple[str, ...] | list[str] | None = None) -> WindowSet:
     """Load the set; ``rooms`` restricts to some of ("bedroom", "meetingroom")."""
     path = Path(directory) / FILE
-    if representation not in ("amplitude", "iq"):
-        raise ValueError(f"{NAME}: representation must be 'amplitude' or 'iq', not {representation!r}")
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"{NAME}: representation must be one of {sorted(REPRESENTATIONS)}, not {representation!r}")
     with np.load(path) as z:
         env_names = [str(s) for s in z["env_names"]]
         person_names = [str(s) for s in z["person_names"]]
@@ -58,8 +70,7 @@ def load(directory: Path, *, representation: str = "amplitude",
         name=NAME, task="activity", x=x, y=y, labels=list(LABELS), domains=domains,
         meta={
             "source": str(path), "representation": representation,
-            "features": ("x[window, packet, rx*30+subcarrier] |CSI|" if representation == "amplitude" else
-                         "x[window, packet, part*90+rx*30+subcarrier], part 0=real 1=imag"),
+            "features": REPRESENTATIONS[representation],
             "sampling_rate_hz": 20.0, "window_packets": 200,
             "hardware": "Intel 5300 NIC TX and RX (PCs), 3 rx antennas, 30 subcarrier groups",
             "sensing": "device-free",
@@ -76,16 +87,26 @@ def _features(csi: np.ndarray, scale: np.ndarray, keep: np.ndarray, representati
     """int8 (n, rx, sub, packet, 2) + scale (n, packet) -> float32 [n, packet, feature], in chunks."""
     rows = np.flatnonzero(keep)
     n_rx, n_sub, n_pkt = csi.shape[1:4]
-    width = n_rx * n_sub * (1 if representation == "amplitude" else 2)
+    widths = {"amplitude": n_rx * n_sub, "iq": 2 * n_rx * n_sub, "conj": 2 * (n_rx - 1) * n_sub}
+    width = sum(widths[k] for k in representation.split("+"))
     out = np.empty((len(rows), n_pkt, width), np.float32)
     for start in range(0, len(rows), _CHUNK):
         sel = rows[start:start + _CHUNK]
+        c = len(sel)
         part = csi[sel].astype(np.float32)                                   # (c, rx, sub, packet, 2)
         s = scale[sel][:, None, None, :]
-        if representation == "amplitude":
-            feat = np.hypot(part[..., 0], part[..., 1]) * s                    # (c, rx, sub, packet)
-            out[start:start + len(sel)] = feat.transpose(0, 3, 1, 2).reshape(len(sel), n_pkt, -1)
-        else:
-            feat = (part * s[..., None]).transpose(0, 3, 4, 1, 2)              # (c, packet, 2, rx, sub)
-            out[start:start + len(sel)] = feat.reshape(len(sel), n_pkt, -1)
+        blocks = []
+        for kind in representation.split("+"):
+            if kind == "amplitude":
+                feat = np.hypot(part[..., 0], part[..., 1]) * s                  # (c, rx, sub, packet)
+                blocks.append(feat.transpose(0, 3, 1, 2).reshape(c, n_pkt, -1))
+            elif kind == "iq":
+                feat = (part * s[..., None]).transpose(0, 3, 4, 1, 2)            # (c, packet, 2, rx, sub)
+                blocks.append(feat.reshape(c, n_pkt, -1))
+            else:
+                h = (part[..., 0] + 1j * part[..., 1]) * s                       # (c, rx, sub, packet)
+                h = h.transpose(0, 3, 1, 2).reshape(c * n_pkt, n_rx, 1, n_sub)   # [packet, rx, tx, sub]
+                prod = conjugate_products(h).reshape(c, n_pkt, -1)               # [.., pair * sub]
+                blocks.append(np.concatenate([prod.real, prod.imag], axis=2))
+        out[start:start + c] = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=2)
     return out
