@@ -279,14 +279,6 @@ def dataset_description(ws: WindowSet, options: dict) -> dict:
     return desc
 
 
-
-
-
-
-
-
-
-
 def _input_stats(x: np.ndarray, idx: np.ndarray, max_windows: int = 20000) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and std over windows and time of the training part (float64 accumulation)."""
     if len(idx) > max_windows:
@@ -294,8 +286,6 @@ def _input_stats(x: np.ndarray, idx: np.ndarray, max_windows: int = 20000) -> tu
     sample = idx
     flat = x[sample].reshape(-1, x.shape[2]).astype(np.float64)
     return flat.mean(axis=0), np.maximum(flat.std(axis=0), 1e-6)
-
-
 
 
 def _output_names(task: str, target: str, labels: list[str]) -> list[str]:

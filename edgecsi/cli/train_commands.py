@@ -96,4 +96,6 @@ def combine_command(
         typer.echo(result.summary())
         for member in result.metrics["members"]:
             for name, m in member["test"].items():
-                typer.echo(f"  member {member['model']} (seed {member['seed']}) test {name}: {headline(m)}")
+                # the run's own name tells members of one model apart (e.g. other columns or centring)
+                typer.echo(f"  member {Path(member['run']).name} ({member['model']}, seed {member['seed']}) "
+                           f"test {name}: {headline(m)}")
