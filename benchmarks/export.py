@@ -27,6 +27,11 @@ CASES = [
     ("cnn1d", "localization", "esp32_wical_crowd_2rooms_3days", "published", 15, {"task": "localization"}, {}),
     ("mlp", "localization", "ivanet_csi_ips_2020_21", "published", 8, {}, {"max_train_windows": 20000}),
     ("count_dnn", "counting", "esp32_wical_crowd_2rooms_3days", "published", 15, {"task": "counting"}, {}),
+    # One member of the Intel ensemble: per-window centring on amplitude beside conj products in one input
+    # (the case the "U8-layers-only" quantization variant exists for).
+    ("motion_cnn", "activity", "intel5300_har_2env_5person", "loo:person:zyy", 40,
+     {"representation": "amplitude+conj", "rooms": ["bedroom"]},
+     {"hp": {"downsample": 4, "scale": False, "spectrum": 6, "columns": [0, 90]}}),
 ]  # presence_cnn and object_cnn are added on simulated data in main()
 
 

@@ -6,7 +6,8 @@
 Members may differ (``member_arch``: one ``{"name", "hp"}`` per member, e.g. a ``motion_cnn`` on
 per-window centred CSI next to one on the raw levels): on Intel 5300 leave-one-person-out, three such
 pairs scored 87.0 / 78.9 % (bedroom / meeting room) where three seeds of the centred model scored
-79.4 / 77.2 % (docs/results/training.md).
+79.4 / 77.2 %; with members on the inter-antenna phase as well (``motion_cnn`` ``columns``: one input,
+each member its block) 88.8 / 78.6 % (docs/results/training.md).
 The contract of every zoo model holds: ``embed(x)`` is the concatenation of the members' embeddings
 ``[batch, K * member.embed_dim]`` and ``head`` is one ``nn.Linear`` initialised to the block matrix
 ``[W_1 ... W_K] / K`` with bias ``mean(b_k)``, so ``head(embed(x))`` is exactly the average of the
