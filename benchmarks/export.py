@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+MARKER = "<!-- table -->"
 
 CASES = [
     # model, task, data set, split, epochs, dataset options, extra train kwargs
@@ -59,7 +60,8 @@ def simulated(task: str, n_per_class: int = 4):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the table (markdown) here, below the file's '<!-- table -->' line")
     parser.add_argument("--quick", action="store_true", help="2 epochs per model (smoke run)")
     args = parser.parse_args()
 
@@ -119,8 +121,12 @@ def main() -> None:
     print(table)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("# Export benchmark (benchmarks/export.py)\n\nBatch 1, one thread, this machine; accuracy "
-                            "in % (MAE for regression) on each set's held-out split.\n\n" + table + "\n\n```json\n"
+        # The written analysis above the marker is kept; only the measured part below it is replaced.
+        previous = args.out.read_text() if args.out.exists() else ""
+        header = (previous.split(MARKER)[0] if MARKER in previous else
+                  "# Export benchmark (benchmarks/export.py)\n\n")
+        args.out.write_text(header + MARKER + "\nBatch 1, one thread, this machine; accuracy in % (MAE for regression) "
+                            "on each set's held-out split.\n\n" + table + "\n\n```json\n"
                             + json.dumps(rows, indent=1) + "\n```\n")
 
 
