@@ -201,7 +201,7 @@ def test_motion_cnn_columns_read_one_feature_block_of_a_shared_input():
         torch.testing.assert_close(ens(x), (amp(x) + conj(x)) / 2)
     rebuilt = build_from_arch(ens.arch())
     assert [m.hp["columns"] for m in rebuilt.members] == [[0, 5], [5, 12]]
-    for bad in ([5, 5], [0, 13], [-1, 4]):
+    for bad in ([5, 5], [0, 13], [-1, 4], "0,5", [0.5, 4], [0, 4, 8]):
         with pytest.raises(ValueError, match="columns"):
             build_model("motion_cnn", 12, 40, 3, columns=bad)
 

@@ -51,11 +51,12 @@ class MotionCNN(CSIModel):
         for key in ("center", "scale", "diff"):
             hp[key] = bool(hp[key])
         if hp["columns"] is not None:
-            start, stop = (int(c) for c in hp["columns"])
-            if not 0 <= start < stop <= n_features:
-                raise ValueError(f"{self.name}: columns must be [start, stop] with 0 <= start < stop <= "
-                                 f"n_features ({n_features}), got {hp['columns']}")
-            hp["columns"] = [start, stop]
+            cols = hp["columns"]
+            if (not isinstance(cols, (list, tuple)) or len(cols) != 2 or not all(isinstance(c, int) for c in cols)
+                    or not 0 <= cols[0] < cols[1] <= n_features):
+                raise ValueError(f"{self.name}: columns must be [start, stop] (integers) with 0 <= start < stop <= "
+                                 f"n_features ({n_features}), got {cols!r}")
+            hp["columns"] = [int(cols[0]), int(cols[1])]
         super().__init__(n_features, n_time, n_outputs, hp)
         width = n_features if hp["columns"] is None else hp["columns"][1] - hp["columns"][0]
         if int(hp["spectrum"]):
