@@ -123,8 +123,10 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         # The written analysis above the marker is kept; only the measured part below it is replaced.
         previous = args.out.read_text() if args.out.exists() else ""
-        header = (previous.split(MARKER)[0] if MARKER in previous else
-                  "# Export benchmark (benchmarks/export.py)\n\n")
+        if previous and MARKER not in previous:
+            raise SystemExit(f"{args.out}: has no '{MARKER}' line to write the table below; add one "
+                             "(everything above it is kept) or name a new file")
+        header = previous.split(MARKER)[0] if previous else "# Export benchmark (benchmarks/export.py)\n\n"
         args.out.write_text(header + MARKER + "\nBatch 1, one thread, this machine; accuracy in % (MAE for regression) "
                             "on each set's held-out split.\n\n" + table + "\n\n```json\n"
                             + json.dumps(rows, indent=1) + "\n```\n")

@@ -149,14 +149,15 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, calibration: np.
                     ("U8-percentile", QuantType.QUInt8, CalibrationMethod.Percentile, []),
                     ("U8-float-head", QuantType.QUInt8, CalibrationMethod.MinMax, head)]
         if not lstm:
-            # Only the layers that hold the weights in int8; the arithmetic before and between them
-            # (the model's input normalisation, per-window centring, the spectrogram's magnitude) stays
-            # float. Quantized, the raw input gets ONE 8-bit scale for all its features: amplitude
-            # (~10-40) beside Intel 5300 conj products (+-1400) keeps a few steps. Measured on Intel
-            # bedroom motion_cnn runs on amplitude + conj input (representation "amplitude+conj"):
-            # argmax agreement with fp32 of U8 0.66 (centred amplitude member) / 0.70 (centred conj)
-            # -> 0.99 / 1.00; a 12-member ensemble: int8 accuracy on the held-out person 75.2 % (U8),
-            # 80.5 % (the best of the other variants) -> 82.9 % (fp32 83.3 %).
+            # Only the layers that hold the weights in int8; the arithmetic between them (per-window
+            # centring and difference, the spectrogram's square, sum, sqrt and log) stays float. Plain
+            # U8 also quantizes that arithmetic, and the squared DFT outputs span a range one 8-bit
+            # scale per tensor cannot hold: the weak Doppler bins round to zero. Measured on Intel
+            # bedroom motion_cnn runs (amplitude + conj input): argmax agreement with fp32 of U8 0.66
+            # (centred amplitude member) / 0.70 (centred conj) -> 0.99 / 1.00; leaving only the
+            # magnitude chain (Mul, ReduceSum, Add, Sqrt, Log) float recovers the same. A 12-member
+            # ensemble: int8 accuracy on the held-out person 80.5 % (the best other variant) -> 82.9 %
+            # (fp32 83.3 %).
             variants.append(("U8-layers-only", QuantType.QUInt8, CalibrationMethod.MinMax, None))
         for name, activation, method, exclude in variants:
             static = tmp / f"static_{name}.onnx"

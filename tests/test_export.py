@@ -220,11 +220,11 @@ def test_quantized_bilstm_states_the_runtime_it_needs(tmp_path):
     assert required_onnxruntime(onnx.load(str(tmp_path / "both.onnx"))) == "1.31.1"
 
 
-def test_int8_keeps_the_input_arithmetic_float_when_features_differ_in_scale(shared_dir, tmp_path):
-    """Intel 5300 amplitude (tens) beside conj products (up to thousands) in one input: quantizing the
-    model's own input normalisation and per-window centring leaves the amplitude a few 8-bit steps
-    (measured: argmax agreement with fp32 0.66). The layers-only variant keeps that arithmetic float
-    and wins on agreement with the float model."""
+def test_int8_keeps_the_arithmetic_between_layers_float(shared_dir, tmp_path):
+    """A motion_cnn member of the Intel ensemble (amplitude beside conj products, per-window centring, a
+    fixed-DFT spectrogram): plain U8 also quantizes the arithmetic between the layers, and the squared DFT
+    outputs span more than one 8-bit scale per tensor holds (measured: argmax agreement with fp32 0.66
+    when fully trained). The layers-only variant keeps that arithmetic float and wins on agreement."""
     from edgecsi.export.onnx_export import export_onnx
     from edgecsi.export.quantize import LAYER_OPS, quantize_model
     from edgecsi.training.datasets import load
@@ -249,8 +249,8 @@ def test_int8_keeps_the_input_arithmetic_float_when_features_differ_in_scale(sha
             consumers.setdefault(i, set()).add(node.op_type)
     dq_of = {node.input[0]: node.output[0] for node in proto.graph.node if node.op_type == "DequantizeLinear"}
     quantized = {node.input[0]: dq_of[node.output[0]] for node in proto.graph.node if node.op_type == "QuantizeLinear"}
-    assert quantized and "x" not in quantized          # the raw input and its normalisation stay float
+    assert quantized
     for tensor, dequantized in quantized.items():      # only what a layer reads or writes is quantized
         assert produced_by.get(tensor) in LAYER_OPS or consumers[dequantized] & set(LAYER_OPS), tensor
-    sub_of_x = [n for n in proto.graph.node if "x" in n.input]
-    assert sub_of_x and all(produced_by.get(o) != "QuantizeLinear" for n in sub_of_x for o in n.input)
+        # the spectrogram's magnitude chain stays float (plain U8 quantizes it)
+        assert produced_by.get(tensor) not in ("Mul", "ReduceSum", "Add", "Sqrt", "Log"), tensor

@@ -471,6 +471,7 @@ def test_wical_leave_one_day_out(tmp_path):
 
 @pytest.mark.slow
 def test_intel5300_person_disjoint(tmp_path):
+    """The whole Intel protocol: about 50 minutes on 2 shared cores (13 trainings per fold, 5 folds, 2 rooms)."""
     from edgecsi.training.experiments import run_protocol
 
     rows, _ = run_protocol("intel5300_har", tmp_path)

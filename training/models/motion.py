@@ -30,6 +30,8 @@ Sqrt, Div in ONNX opset 17); int8 static quantization keeps them (checked in tes
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -52,10 +54,11 @@ class MotionCNN(CSIModel):
             hp[key] = bool(hp[key])
         if hp["columns"] is not None:
             cols = hp["columns"]
-            if (not isinstance(cols, (list, tuple)) or len(cols) != 2 or not all(isinstance(c, int) for c in cols)
-                    or not 0 <= cols[0] < cols[1] <= n_features):
+            pair = not isinstance(cols, str) and hasattr(cols, "__len__") and len(cols) == 2
+            if not (pair and all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in cols)
+                    and 0 <= cols[0] < cols[1] <= n_features):
                 raise ValueError(f"{self.name}: columns must be [start, stop] (integers) with 0 <= start < stop <= "
-                                 f"n_features ({n_features}), got {cols!r}")
+                                 f"n_features ({n_features}), got {cols!r} (command line: --hp 'columns=[0,90]')")
             hp["columns"] = [int(cols[0]), int(cols[1])]
         super().__init__(n_features, n_time, n_outputs, hp)
         width = n_features if hp["columns"] is None else hp["columns"][1] - hp["columns"][0]
