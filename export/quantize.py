@@ -144,10 +144,11 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, calibration: np.
         # may sit close together; it holds a tiny share of the weights, so a variant keeps it
         # in float (measured on the ESP32-S2 activity CNN: held-out argmax agreement 0.978 -> 1.0).
         head = _last_node(pre, ("Gemm", "MatMul"))
-        variants = [("U8", QuantType.QUInt8, CalibrationMethod.MinMax, []),
-                    ("S8", QuantType.QInt8, CalibrationMethod.MinMax, []),
-                    ("U8-percentile", QuantType.QUInt8, CalibrationMethod.Percentile, []),
-                    ("U8-float-head", QuantType.QUInt8, CalibrationMethod.MinMax, head)]
+        # (name, activation type, calibration, nodes kept float, op types quantized: None = the quantizer's own)
+        variants = [("U8", QuantType.QUInt8, CalibrationMethod.MinMax, [], None),
+                    ("S8", QuantType.QInt8, CalibrationMethod.MinMax, [], None),
+                    ("U8-percentile", QuantType.QUInt8, CalibrationMethod.Percentile, [], None),
+                    ("U8-float-head", QuantType.QUInt8, CalibrationMethod.MinMax, head, None)]
         if not lstm:
             # Only the layers that hold the weights in int8; the arithmetic between them (per-window
             # centring and difference, the spectrogram's square, sum, sqrt and log) stays float. Plain
@@ -158,19 +159,19 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, calibration: np.
             # magnitude chain (Mul, ReduceSum, Add, Sqrt, Log) float recovers the same. A 12-member
             # ensemble: int8 accuracy on the held-out person 80.5 % (the best other variant) -> 82.9 %
             # (fp32 83.3 %).
-            variants.append(("U8-layers-only", QuantType.QUInt8, CalibrationMethod.MinMax, None))
-        for name, activation, method, exclude in variants:
+            variants.append(("U8-layers-only", QuantType.QUInt8, CalibrationMethod.MinMax, [], LAYER_OPS))
+        for name, activation, method, exclude, op_types in variants:
             static = tmp / f"static_{name}.onnx"
             # Recurrent models: static QDQ on the convolutional front only, then dynamic quantization
             # of MatMul/Gemm/LSTM. Measured on the ESP32-S2 CNN-BiLSTM against static QDQ everywhere +
             # dynamic LSTM: same size (32 % of fp32), held-out accuracy equal to fp32 instead of 2 windows
             # lower, as fast, and it loads in onnxruntime 1.17 (a DequantizeLinear feeding the
             # DynamicQuantizeLSTM aborts every onnxruntime before 1.31).
-            ops = (dict(op_types_to_quantize=list(RECURRENT_STATIC_OPS)) if lstm else
-                   dict(op_types_to_quantize=list(LAYER_OPS)) if exclude is None else {})
+            op_types = RECURRENT_STATIC_OPS if lstm else op_types
+            ops = dict(op_types_to_quantize=list(op_types)) if op_types else {}
             quantize_static(str(pre), str(static), WindowReader(calibration), quant_format=QuantFormat.QDQ,
                             activation_type=activation, weight_type=QuantType.QInt8, per_channel=True,
-                            calibrate_method=method, nodes_to_exclude=exclude or [],
+                            calibrate_method=method, nodes_to_exclude=exclude,
                             extra_options={"ActivationSymmetric": activation == QuantType.QInt8,
                                            "CalibPercentile": 99.99}, **ops)
             final = static

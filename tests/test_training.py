@@ -370,7 +370,8 @@ def test_cli_combine_averages_runs_into_one_exportable_run(shared_dir, tmp_path,
     metrics = json.loads(result.output)
     model, config = load_run(tmp_path / "ab")
     assert [m.hp["hidden"] for m in model.members] == [[32], [16]]
-    text = runner.invoke(app, ["combine", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "ab2")])
+    text = runner.invoke(app, ["combine", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "ab2"),
+                               "--no-evaluate"])      # the members' own test lines, no second reload
     assert "member a (mlp, seed 0) test medium:day1" in text.output
     assert "member b (mlp, seed 1) test medium:day1" in text.output
     # The combined run's test accuracy is that of the members' averaged outputs on the same windows.
